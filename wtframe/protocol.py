@@ -1,0 +1,722 @@
+"""The sans-I/O core: WebTransport sessions on top of aioquic's QUIC and HTTP/3 objects.
+
+[`WebTransportProtocol`][wtframe.protocol.WebTransportProtocol] owns an aioquic
+`H3Connection` over a `QuicConnection`. Feed it every QUIC event with `handle_event()`;
+it returns [wtframe events][wtframe.events]. Commands (`accept`, `send_datagram`,
+`open_stream`, `close_session`...) only queue bytes in the `QuicConnection`: the caller
+must then send `quic.datagrams_to_send()` to the network, as with any aioquic object.
+This module never imports asyncio and never touches a socket.
+
+What it adds to aioquic:
+
+* validation of the extended CONNECT and an answer to anything that is not one;
+* capsules on the CONNECT stream (close and drain, both ways), parsed incrementally;
+* stream and session bookkeeping, so that resets and stop-sendings reach their session, and
+  a session's streams are reset with SESSION_GONE when it ends;
+* WebTransport application error codes mapped to and from HTTP/3 codes;
+* a datagram size check before queueing (aioquic would block every later datagram behind
+  one that does not fit in a packet);
+* registration of locally opened bidirectional streams, which aioquic leaves unregistered;
+* release of aioquic's per-stream HTTP/3 state once a WebTransport stream is finished;
+* the max-sessions settings Safari looks for.
+
+The session lifecycle is the table `TRANSITIONS` below: every state change goes through it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from aioquic.buffer import size_uint_var
+from aioquic.h3.connection import FrameType, H3Connection
+from aioquic.h3.events import DatagramReceived as H3DatagramReceived
+from aioquic.h3.events import (
+    DataReceived,
+    HeadersReceived,
+    WebTransportStreamDataReceived,
+)
+from aioquic.quic import events as quic_events
+from aioquic.quic.connection import QuicConnection, stream_is_unidirectional
+
+from . import events
+from .capsules import (
+    CLOSE_WEBTRANSPORT_SESSION,
+    DRAIN_WEBTRANSPORT_SESSION,
+    MAX_CAPSULE_SIZE_DEFAULT,
+    CapsuleParser,
+    decode_close,
+    encode_close,
+    encode_drain,
+)
+from .codes import CloseCode, WTErrorCode, from_http3_error, to_http3_error
+from .exceptions import CapsuleError, DatagramTooLarge, SessionClosed
+
+__all__ = [
+    "SETTING_MAX_SESSIONS",
+    "SETTING_MAX_SESSIONS_DRAFT",
+    "TRANSITIONS",
+    "SessionState",
+    "Trigger",
+    "WebTransportProtocol",
+]
+
+SETTING_MAX_SESSIONS = 0xC671706A
+"""SETTINGS_WEBTRANSPORT_MAX_SESSIONS as some drafts (and Safari) number it."""
+
+SETTING_MAX_SESSIONS_DRAFT = 0x14E9CD29
+"""SETTINGS_WEBTRANSPORT_MAX_SESSIONS as other drafts number it."""
+
+_PROTOCOLS = frozenset({b"webtransport", b"webtransport-h3"})
+_H3_MESSAGE_ERROR = 0x10E
+# Short-header packet: 1 flags byte, packet number (up to 4), AEAD tag (16);
+# DATAGRAM frame: type (1) and length (up to 2 for any size that fits a packet).
+_PACKET_OVERHEAD = 1 + 4 + 16 + 1 + 2
+
+
+class SessionState(enum.Enum):
+    """Where a session is in its life."""
+
+    REQUESTED = "requested"
+    """CONNECT sent (client) or received (server), not answered yet."""
+
+    OPEN = "open"
+    """Accepted: datagrams and streams flow."""
+
+    CLOSED = "closed"
+    """Ended; the session's state is released."""
+
+
+class Trigger(enum.Enum):
+    """What can happen to a session."""
+
+    ACCEPT = "accept"
+    REJECT = "reject"
+    PEER_ACCEPTED = "peer accepted"
+    PEER_REFUSED = "peer refused"
+    CLOSE_CAPSULE = "close capsule received"
+    FIN = "CONNECT stream ended"
+    RESET = "CONNECT stream reset"
+    LOCAL_CLOSE = "closed locally"
+    PROTOCOL_ERROR = "protocol error"
+    CONNECTION_LOST = "connection lost"
+
+
+_R, _O, _C = SessionState.REQUESTED, SessionState.OPEN, SessionState.CLOSED
+
+TRANSITIONS: dict[tuple[SessionState, Trigger], SessionState] = {
+    (_R, Trigger.ACCEPT): _O,
+    (_R, Trigger.REJECT): _C,
+    (_R, Trigger.PEER_ACCEPTED): _O,
+    (_R, Trigger.PEER_REFUSED): _C,
+    (_R, Trigger.FIN): _C,
+    (_R, Trigger.RESET): _C,
+    (_R, Trigger.LOCAL_CLOSE): _C,
+    (_R, Trigger.CONNECTION_LOST): _C,
+    (_O, Trigger.CLOSE_CAPSULE): _C,
+    (_O, Trigger.FIN): _C,
+    (_O, Trigger.RESET): _C,
+    (_O, Trigger.LOCAL_CLOSE): _C,
+    (_O, Trigger.PROTOCOL_ERROR): _C,
+    (_O, Trigger.CONNECTION_LOST): _C,
+}
+"""Every legal session transition. Anything else is a bug in the caller or in wtframe."""
+
+
+@dataclass(slots=True)
+class _Session:
+    session_id: int
+    state: SessionState
+    parser: CapsuleParser
+    draft02: bool = False
+    streams: set[int] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Stream:
+    session_id: int
+    can_send: bool
+    can_receive: bool
+    orphan: bool = False  # its session is gone: nothing is reported any more
+    stopped: bool = False  # we sent STOP_SENDING: received data is dropped
+
+
+class _H3Connection(H3Connection):
+    """aioquic's HTTP/3 connection, advertising the max-sessions settings too."""
+
+    def __init__(self, quic: QuicConnection, max_sessions: int) -> None:
+        self._wt_max_sessions = max_sessions
+        super().__init__(quic, enable_webtransport=True)
+
+    def _get_local_settings(self) -> dict[int, int]:
+        settings = super()._get_local_settings()
+        settings[SETTING_MAX_SESSIONS] = self._wt_max_sessions
+        settings[SETTING_MAX_SESSIONS_DRAFT] = self._wt_max_sessions
+        return settings
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+class WebTransportProtocol:
+    """WebTransport over HTTP/3 on one QUIC connection, without I/O.
+
+    Args:
+        quic: The aioquic connection (client or server side) to drive.
+        max_sessions: How many sessions the peer may hold at once on this connection; a
+            server answers 429 beyond it. Also advertised in SETTINGS.
+        max_capsule_size: The largest close or drain capsule payload accepted.
+    """
+
+    def __init__(
+        self,
+        quic: QuicConnection,
+        *,
+        max_sessions: int = 16,
+        max_capsule_size: int = MAX_CAPSULE_SIZE_DEFAULT,
+    ) -> None:
+        self.quic = quic
+        self.h3 = _H3Connection(quic, max_sessions)
+        self.is_client = quic.configuration.is_client
+        self.max_sessions = max_sessions
+        self.max_capsule_size = max_capsule_size
+        self._sessions: dict[int, _Session] = {}
+        self._streams: dict[int, _Stream] = {}
+        self._settings_reported = False
+
+    # -- queries -----------------------------------------------------------------------
+
+    def session_state(self, session_id: int) -> SessionState:
+        """Return the state of a session; unknown and released sessions are CLOSED.
+
+        Args:
+            session_id: The session id.
+
+        Returns:
+            The session's state.
+        """
+        session = self._sessions.get(session_id)
+        return session.state if session is not None else SessionState.CLOSED
+
+    @property
+    def session_count(self) -> int:
+        """The number of sessions requested or open on this connection."""
+        return len(self._sessions)
+
+    @property
+    def stream_count(self) -> int:
+        """The number of WebTransport streams whose state is still held."""
+        return len(self._streams)
+
+    def max_datagram_size(self) -> int:
+        """Return the largest datagram payload that fits in one QUIC packet now.
+
+        Returns:
+            The size in bytes; 0 if the peer accepts no datagrams.
+        """
+        remote = self.quic._remote_max_datagram_frame_size
+        if not remote:
+            return 0
+        packet = self.quic._max_datagram_size - len(self.quic._peer_cid.cid) - _PACKET_OVERHEAD
+        frame = remote - 1 - size_uint_var(remote)
+        return max(0, min(packet, frame) - 8)
+
+    def stream_buffered(self, stream_id: int) -> int:
+        """Return the bytes of a stream that are queued or sent but not yet acknowledged.
+
+        Args:
+            stream_id: The stream id.
+
+        Returns:
+            The number of bytes aioquic still holds for the stream; 0 once it is released.
+        """
+        stream = self.quic._streams.get(stream_id)
+        if stream is None:
+            return 0
+        return len(stream.sender._buffer)
+
+    # -- events ------------------------------------------------------------------------
+
+    def handle_event(self, event: quic_events.QuicEvent) -> list[events.Event]:
+        """Process one QUIC event and return the WebTransport events it causes.
+
+        Args:
+            event: An event from `QuicConnection.next_event()`.
+
+        Returns:
+            The resulting events, in order.
+        """
+        out: list[events.Event] = []
+        if isinstance(event, quic_events.StreamReset):
+            self._stream_reset(event.stream_id, event.error_code, out)
+        elif isinstance(event, quic_events.StopSendingReceived):
+            self._stop_sending(event.stream_id, event.error_code, out)
+        elif isinstance(event, quic_events.ConnectionTerminated):
+            for session_id in list(self._sessions):
+                self._end(
+                    session_id,
+                    Trigger.CONNECTION_LOST,
+                    CloseCode.ABNORMAL,
+                    event.reason_phrase,
+                    True,
+                    out,
+                )
+            self._streams.clear()
+            return out
+        for h3_event in self.h3.handle_event(event):
+            if isinstance(h3_event, WebTransportStreamDataReceived):
+                self._stream_data(h3_event, out)
+            elif isinstance(h3_event, H3DatagramReceived):
+                session = self._sessions.get(h3_event.stream_id)
+                if session is not None and session.state is SessionState.OPEN:
+                    out.append(
+                        events.DatagramReceived(session_id=h3_event.stream_id, data=h3_event.data)
+                    )
+            elif isinstance(h3_event, DataReceived):
+                self._connect_data(h3_event, out)
+            elif isinstance(h3_event, HeadersReceived):
+                self._headers(h3_event, out)
+        if not self._settings_reported and self.h3.received_settings is not None:
+            self._settings_reported = True
+            out.insert(0, events.SettingsReceived(settings=dict(self.h3.received_settings)))
+        return out
+
+    def _headers(self, event: HeadersReceived, out: list[events.Event]) -> None:
+        stream_id, headers = event.stream_id, event.headers
+        if self.is_client:
+            session = self._sessions.get(stream_id)
+            if session is None or session.state is not SessionState.REQUESTED:
+                return
+            status = int(_header(headers, b":status") or b"0")
+            if 200 <= status < 300 and not event.stream_ended:
+                self._move(session, Trigger.PEER_ACCEPTED)
+                out.append(events.SessionEstablished(session_id=stream_id, headers=headers))
+            else:
+                self._move(session, Trigger.PEER_REFUSED)
+                self._release(session)
+                out.append(
+                    events.SessionRefused(session_id=stream_id, status=status, headers=headers)
+                )
+            return
+        if stream_id in self._sessions:
+            return  # trailers on a CONNECT stream mean nothing to WebTransport
+        status = self._check_request(headers, event.stream_ended)
+        if status:
+            self._respond(stream_id, status, end_stream=True)
+            return
+        self._sessions[stream_id] = _Session(
+            session_id=stream_id,
+            state=SessionState.REQUESTED,
+            parser=CapsuleParser(self.max_capsule_size),
+            draft02=_header(headers, b"sec-webtransport-http3-draft02") is not None,
+        )
+        out.append(events.SessionRequested(session_id=stream_id, headers=headers))
+
+    def _check_request(self, headers: list[tuple[bytes, bytes]], ended: bool) -> int:
+        method = _header(headers, b":method")
+        if method != b"CONNECT":
+            return 405
+        if _header(headers, b":protocol") not in _PROTOCOLS or ended:
+            return 400
+        if len(self._sessions) >= self.max_sessions:
+            return 429
+        return 0
+
+    def _connect_data(self, event: DataReceived, out: list[events.Event]) -> None:
+        session = self._sessions.get(event.stream_id)
+        if session is None:
+            return
+        try:
+            capsules = session.parser.feed(event.data) if event.data else []
+            for capsule in capsules:
+                if capsule.type == CLOSE_WEBTRANSPORT_SESSION:
+                    code, reason = decode_close(capsule.data)
+                    self._end(session.session_id, Trigger.CLOSE_CAPSULE, code, reason, True, out)
+                    return
+                if capsule.type == DRAIN_WEBTRANSPORT_SESSION:
+                    out.append(events.DrainRequested(session_id=session.session_id))
+            if event.stream_ended:
+                session.parser.eof()
+        except CapsuleError as exc:
+            if session.state is SessionState.OPEN:
+                self._send_close(session.session_id, CloseCode.PROTOCOL_ERROR, str(exc))
+                self.quic.stop_stream(session.session_id, _H3_MESSAGE_ERROR)
+                self._end(
+                    session.session_id,
+                    Trigger.PROTOCOL_ERROR,
+                    CloseCode.PROTOCOL_ERROR,
+                    str(exc),
+                    False,
+                    out,
+                )
+            else:
+                self._end(session.session_id, Trigger.RESET, CloseCode.ABNORMAL, "", True, out)
+            return
+        if event.stream_ended:
+            self._end(session.session_id, Trigger.FIN, CloseCode.NORMAL, "", True, out)
+
+    def _stream_data(self, event: WebTransportStreamDataReceived, out: list[events.Event]) -> None:
+        stream_id = event.stream_id
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            session = self._sessions.get(event.session_id)
+            unidirectional = stream_is_unidirectional(stream_id)
+            if session is None:
+                # A stream for a session that does not exist (any more).
+                self._refuse_stream(stream_id, unidirectional, event.stream_ended)
+                return
+            stream = _Stream(
+                session_id=event.session_id,
+                can_send=not unidirectional,
+                can_receive=True,
+            )
+            self._streams[stream_id] = stream
+            session.streams.add(stream_id)
+            out.append(
+                events.StreamOpened(
+                    session_id=event.session_id,
+                    stream_id=stream_id,
+                    is_unidirectional=unidirectional,
+                )
+            )
+        if not stream.can_receive:
+            return
+        if event.stream_ended:
+            stream.can_receive = False
+        if not (stream.orphan or stream.stopped):
+            out.append(
+                events.StreamDataReceived(
+                    session_id=stream.session_id,
+                    stream_id=stream_id,
+                    data=event.data,
+                    end_stream=event.stream_ended,
+                )
+            )
+        self._maybe_release_stream(stream_id, stream)
+
+    def _refuse_stream(self, stream_id: int, unidirectional: bool, ended: bool) -> None:
+        code = WTErrorCode.SESSION_GONE
+        if not unidirectional:
+            self.quic.reset_stream(stream_id, code)
+        if ended:
+            self.h3._stream.pop(stream_id, None)
+            return
+        self.quic.stop_stream(stream_id, code)
+        self._streams[stream_id] = _Stream(
+            session_id=-1, can_send=False, can_receive=True, orphan=True
+        )
+
+    def _stream_reset(self, stream_id: int, error_code: int, out: list[events.Event]) -> None:
+        session = self._sessions.get(stream_id)
+        if session is not None:
+            self._end(stream_id, Trigger.RESET, CloseCode.ABNORMAL, "", True, out)
+            return
+        stream = self._streams.get(stream_id)
+        if stream is None or not stream.can_receive:
+            return
+        stream.can_receive = False
+        if not stream.orphan:
+            out.append(
+                events.StreamResetReceived(
+                    session_id=stream.session_id,
+                    stream_id=stream_id,
+                    code=from_http3_error(error_code),
+                )
+            )
+        self._maybe_release_stream(stream_id, stream)
+
+    def _stop_sending(self, stream_id: int, error_code: int, out: list[events.Event]) -> None:
+        stream = self._streams.get(stream_id)
+        if stream is None or not stream.can_send:
+            return
+        stream.can_send = False  # aioquic has already reset the sending side
+        if not stream.orphan:
+            out.append(
+                events.StopSendingReceived(
+                    session_id=stream.session_id,
+                    stream_id=stream_id,
+                    code=from_http3_error(error_code),
+                )
+            )
+        self._maybe_release_stream(stream_id, stream)
+
+    # -- commands: sessions --------------------------------------------------------------
+
+    def request_session(
+        self,
+        authority: str,
+        path: str,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> int:
+        """Send a WebTransport CONNECT request (client side).
+
+        Args:
+            authority: The `:authority` pseudo-header, e.g. `localhost:4433`.
+            path: The `:path` pseudo-header, query string included.
+            headers: Extra request headers (lowercase names).
+
+        Returns:
+            The new session id. A `SessionEstablished` or `SessionRefused` event follows.
+        """
+        session_id = self.quic.get_next_available_stream_id()
+        request = [
+            (b":method", b"CONNECT"),
+            (b":scheme", b"https"),
+            (b":authority", authority.encode()),
+            (b":path", path.encode()),
+            (b":protocol", b"webtransport"),
+            (b"sec-webtransport-http3-draft02", b"1"),
+            *(headers or []),
+        ]
+        self.h3.send_headers(session_id, request)
+        self._sessions[session_id] = _Session(
+            session_id=session_id,
+            state=SessionState.REQUESTED,
+            parser=CapsuleParser(self.max_capsule_size),
+            draft02=True,
+        )
+        return session_id
+
+    def accept(self, session_id: int, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        """Accept a requested session with `:status 200` (server side).
+
+        Args:
+            session_id: The session id from `SessionRequested`.
+            headers: Extra response headers.
+        """
+        session = self._require(session_id, SessionState.REQUESTED)
+        response = [(b":status", b"200")]
+        if session.draft02:
+            response.append((b"sec-webtransport-http3-draft", b"draft02"))
+        self.h3.send_headers(session_id, response + list(headers or []))
+        self._move(session, Trigger.ACCEPT)
+
+    def reject(
+        self,
+        session_id: int,
+        status: int,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        """Refuse a requested session with an HTTP status and end its stream (server side).
+
+        Args:
+            session_id: The session id from `SessionRequested`.
+            status: A 4xx or 5xx status.
+            headers: Extra response headers.
+        """
+        session = self._require(session_id, SessionState.REQUESTED)
+        self._respond(session_id, status, end_stream=True, headers=headers)
+        self._move(session, Trigger.REJECT)
+        self._release(session)
+
+    def close_session(self, session_id: int, code: int = 0, reason: str = "") -> None:
+        """Close a session: send the close capsule and FIN, and reset its streams.
+
+        No event follows: the caller knows. Closing a closed session does nothing.
+
+        Args:
+            session_id: The session id.
+            code: The 32-bit application close code.
+            reason: The close reason (at most 1024 UTF-8 bytes are sent).
+        """
+        session = self._sessions.get(session_id)
+        if session is None:
+            return
+        if session.state is SessionState.OPEN:
+            self._send_close(session_id, code, reason)
+        elif not self.is_client:
+            self._respond(session_id, 503, end_stream=True)
+        else:
+            self.quic.reset_stream(session_id, 0x10C)  # H3_REQUEST_CANCELLED
+        self._move(session, Trigger.LOCAL_CLOSE)
+        self._release(session)
+
+    def drain_session(self, session_id: int) -> None:
+        """Send DRAIN_WEBTRANSPORT_SESSION: ask the peer to finish up.
+
+        Args:
+            session_id: The session id.
+
+        Raises:
+            SessionClosed: If the session is not open.
+        """
+        self._require(session_id, SessionState.OPEN)
+        self.h3.send_data(session_id, encode_drain(), end_stream=False)
+
+    def send_datagram(self, session_id: int, data: bytes) -> None:
+        """Queue a datagram for a session.
+
+        Args:
+            session_id: The session id.
+            data: The payload.
+
+        Raises:
+            SessionClosed: If the session is not open.
+            DatagramTooLarge: If the payload cannot fit in one QUIC packet.
+        """
+        self._require(session_id, SessionState.OPEN)
+        limit = self.max_datagram_size()
+        if len(data) > limit:
+            raise DatagramTooLarge(len(data), limit)
+        self.h3.send_datagram(session_id, data)
+
+    # -- commands: streams ---------------------------------------------------------------
+
+    def open_stream(self, session_id: int, unidirectional: bool = False) -> int:
+        """Open a WebTransport stream in a session.
+
+        Args:
+            session_id: The session id.
+            unidirectional: Open a send-only stream instead of a bidirectional one.
+
+        Returns:
+            The new stream id.
+
+        Raises:
+            SessionClosed: If the session is not open.
+        """
+        session = self._require(session_id, SessionState.OPEN)
+        stream_id = self.h3.create_webtransport_stream(session_id, unidirectional)
+        if not unidirectional:
+            # aioquic does not mark locally opened bidirectional streams as WebTransport
+            # streams, so the peer's replies would be parsed as HTTP/3 frames.
+            with self.h3._get_or_create_stream(stream_id) as h3_stream:
+                h3_stream.frame_type = FrameType.WEBTRANSPORT_STREAM
+                h3_stream.session_id = session_id
+        self._streams[stream_id] = _Stream(
+            session_id=session_id, can_send=True, can_receive=not unidirectional
+        )
+        session.streams.add(stream_id)
+        return stream_id
+
+    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        """Queue data on a stream, and optionally end it (FIN).
+
+        Args:
+            stream_id: The stream id.
+            data: The bytes to send.
+            end_stream: Whether to end the stream after them.
+
+        Raises:
+            SessionClosed: If the stream's sending side is no longer open.
+        """
+        stream = self._streams.get(stream_id)
+        if stream is None or not stream.can_send or stream.orphan:
+            raise SessionClosed()
+        self.quic.send_stream_data(stream_id, data, end_stream)
+        if end_stream:
+            stream.can_send = False
+            self._maybe_release_stream(stream_id, stream)
+
+    def reset_stream(self, stream_id: int, code: int = 0) -> None:
+        """Abandon the sending side of a stream (RESET_STREAM) with an application code.
+
+        Args:
+            stream_id: The stream id.
+            code: The 32-bit WebTransport application error code.
+        """
+        stream = self._streams.get(stream_id)
+        if stream is None or not stream.can_send:
+            return
+        self.quic.reset_stream(stream_id, to_http3_error(code))
+        stream.can_send = False
+        self._maybe_release_stream(stream_id, stream)
+
+    def stop_stream(self, stream_id: int, code: int = 0) -> None:
+        """Ask the peer to stop sending on a stream (STOP_SENDING) with an application code.
+
+        The stream's receiving side stays known until the peer's reset or FIN arrives;
+        data arriving meanwhile is dropped.
+
+        Args:
+            stream_id: The stream id.
+            code: The 32-bit WebTransport application error code.
+        """
+        stream = self._streams.get(stream_id)
+        if stream is None or not stream.can_receive or stream.orphan or stream.stopped:
+            return
+        self.quic.stop_stream(stream_id, to_http3_error(code))
+        stream.stopped = True
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _require(self, session_id: int, state: SessionState) -> _Session:
+        session = self._sessions.get(session_id)
+        if session is None or session.state is not state:
+            raise SessionClosed()
+        return session
+
+    def _move(self, session: _Session, trigger: Trigger) -> None:
+        new = TRANSITIONS.get((session.state, trigger))
+        if new is None:
+            raise RuntimeError(f"no transition from {session.state} on {trigger}")
+        session.state = new
+
+    def _respond(
+        self,
+        stream_id: int,
+        status: int,
+        *,
+        end_stream: bool,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        self.h3.send_headers(
+            stream_id, [(b":status", str(status).encode()), *(headers or [])], end_stream
+        )
+
+    def _send_close(self, session_id: int, code: int, reason: str) -> None:
+        h3_stream = self.h3._stream.get(session_id)
+        if h3_stream is not None and h3_stream.sending_ended:
+            return
+        self.h3.send_data(session_id, encode_close(code, reason), end_stream=True)
+
+    def _end(
+        self,
+        session_id: int,
+        trigger: Trigger,
+        code: int,
+        reason: str,
+        by_peer: bool,
+        out: list[events.Event],
+    ) -> None:
+        session = self._sessions[session_id]
+        was_open = session.state is SessionState.OPEN
+        if trigger in (Trigger.CLOSE_CAPSULE, Trigger.FIN) and was_open:
+            self._send_close(session_id, code, "")  # answer with FIN (and echo the code)
+        if trigger is Trigger.FIN and not was_open and not self.is_client:
+            self._respond(session_id, 400, end_stream=True)
+        self._move(session, trigger)
+        self._release(session)
+        out.append(
+            events.SessionEnded(session_id=session_id, code=code, reason=reason, by_peer=by_peer)
+        )
+
+    def _release(self, session: _Session) -> None:
+        """Forget a closed session and abandon its streams."""
+        del self._sessions[session.session_id]
+        gone = WTErrorCode.SESSION_GONE
+        for stream_id in session.streams:
+            stream = self._streams.get(stream_id)
+            if stream is None:
+                continue
+            if stream.can_send:
+                self.quic.reset_stream(stream_id, gone)
+                stream.can_send = False
+            if stream.can_receive and not (stream.orphan or stream.stopped):
+                self.quic.stop_stream(stream_id, gone)
+            stream.orphan = True
+            self._maybe_release_stream(stream_id, stream)
+
+    def _maybe_release_stream(self, stream_id: int, stream: _Stream) -> None:
+        if stream.can_send or stream.can_receive:
+            return
+        del self._streams[stream_id]
+        session = self._sessions.get(stream.session_id)
+        if session is not None:
+            session.streams.discard(stream_id)
+        # aioquic keeps HTTP/3 state for WebTransport streams forever: drop it.
+        self.h3._stream.pop(stream_id, None)
