@@ -1,0 +1,1 @@
+"""The clicker example: each click adds one to a player's score; a leaderboard shows the top."""
