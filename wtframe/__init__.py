@@ -2,6 +2,71 @@
 
 from __future__ import annotations
 
+from .app import App
+from .client import ClientSession, connect
+from .codes import CloseCode, StreamErrorCode
+from .exceptions import (
+    CapsuleError,
+    ConfigurationError,
+    DatagramTooLarge,
+    DecodeError,
+    EncodeError,
+    HandshakeError,
+    IncompleteReadError,
+    MessageError,
+    MessageTooLarge,
+    ProtocolError,
+    Reject,
+    SessionClosed,
+    SessionError,
+    StreamClosed,
+    StreamError,
+    StreamReset,
+    StreamStopped,
+    TruncatedMessage,
+    WTFrameError,
+)
+from .requests import Request
+from .routing import Router, SessionRoute
+from .server import Server, serve
+from .session import Session
+from .streams import ReceiveStream, SendStream, Stream
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "App",
+    "CapsuleError",
+    "ClientSession",
+    "CloseCode",
+    "ConfigurationError",
+    "DatagramTooLarge",
+    "DecodeError",
+    "EncodeError",
+    "HandshakeError",
+    "IncompleteReadError",
+    "MessageError",
+    "MessageTooLarge",
+    "ProtocolError",
+    "ReceiveStream",
+    "Reject",
+    "Request",
+    "Router",
+    "SendStream",
+    "Server",
+    "Session",
+    "SessionClosed",
+    "SessionError",
+    "SessionRoute",
+    "Stream",
+    "StreamClosed",
+    "StreamError",
+    "StreamErrorCode",
+    "StreamReset",
+    "StreamStopped",
+    "TruncatedMessage",
+    "WTFrameError",
+    "__version__",
+    "connect",
+    "serve",
+]

@@ -5,6 +5,7 @@ Every exception wtframe raises derives from [`WTFrameError`][wtframe.WTFrameErro
     WTFrameError
     ├── Reject                      raised by on_connect to refuse a session
     ├── ConfigurationError          a route, setting or argument that cannot work (ValueError)
+    ├── HandshakeError              a client could not open a session (ConnectionError)
     ├── ProtocolError               the peer broke the WebTransport protocol
     │   └── CapsuleError            a malformed capsule on the CONNECT stream
     ├── SessionError                an operation on a session that cannot proceed
@@ -32,6 +33,7 @@ from collections.abc import Iterable
 __all__ = [
     "CapsuleError",
     "ConfigurationError",
+    "HandshakeError",
     "DatagramTooLarge",
     "DecodeError",
     "EncodeError",
@@ -85,6 +87,21 @@ class Reject(WTFrameError):
 
 class ConfigurationError(WTFrameError, ValueError):
     """A route, setting or argument that cannot work."""
+
+
+class HandshakeError(WTFrameError, ConnectionError):
+    """A client could not open a session.
+
+    TLS failed, the certificate hash did not match, the server refused the request, or it
+    did not answer in time.
+
+    Attributes:
+        status: The HTTP status the server answered with, if it answered.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ProtocolError(WTFrameError):

@@ -1,0 +1,232 @@
+"""The asyncio pump: one QUIC connection, its WebTransportProtocol, and its sessions' streams.
+
+This is the only place where wtframe events meet asyncio. It feeds every QUIC event to
+the sans-I/O protocol, hands the resulting events to the session they belong to, and
+sends what the protocol queued. Sending is batched: after a received datagram or a
+command, one transmission is scheduled with `call_soon`, so that replies written by
+handlers that run in the same loop iteration leave in the same packet as the ACK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+from aioquic.asyncio.protocol import QuicConnectionProtocol
+from aioquic.quic.connection import NetworkAddress, QuicConnection
+from aioquic.quic.events import QuicEvent
+
+from . import events
+from .exceptions import SessionClosed
+from .protocol import WebTransportProtocol
+from .streams import ReceiveStream, SendStream, Stream, _StreamBase
+
+__all__ = ["SessionLink", "WebTransportConnection"]
+
+
+class SessionLink(Protocol):
+    """What the connection needs from the object that runs one session."""
+
+    session: Any
+    """The object handed to streams as their `session`."""
+
+    def datagram_received(self, data: bytes) -> None: ...
+
+    def stream_opened(self, stream: ReceiveStream) -> None: ...
+
+    def drain_requested(self) -> None: ...
+
+    def session_ended(self, code: int, reason: str, by_peer: bool) -> None: ...
+
+
+class WebTransportConnection(QuicConnectionProtocol):
+    """An aioquic connection protocol that runs WebTransport sessions.
+
+    Subclasses decide what happens to session requests (server) and answers (client).
+    """
+
+    def __init__(self, quic: QuicConnection, *, max_sessions: int = 16, **kwargs: Any) -> None:
+        super().__init__(quic, **kwargs)
+        self.wt = WebTransportProtocol(quic, max_sessions=max_sessions)
+        self.links: dict[int, SessionLink] = {}
+        self._streams: dict[int, _StreamBase] = {}
+        self._stream_sessions: dict[int, int] = {}
+        self._session_streams: dict[int, set[_StreamBase]] = {}
+        self._blocked_writers: set[SendStream] = set()
+        self.background_tasks: set[asyncio.Task[None]] = set()
+        """Tasks that outlive their session (`on_close`), kept here so they are not lost."""
+
+    # -- incoming --------------------------------------------------------------------------
+
+    def datagram_received(self, data: bytes | str, addr: NetworkAddress) -> None:
+        """Process a UDP datagram; transmission is deferred so handlers can reply first."""
+        self._quic.receive_datagram(data, addr, now=self._loop.time())  # type: ignore[arg-type]
+        self._process_events()
+        if self._blocked_writers:
+            self._wake_writers()
+        self._transmit_soon()
+
+    def quic_event_received(self, event: QuicEvent) -> None:
+        """Feed a QUIC event to the protocol and dispatch what it reports."""
+        for wt_event in self.wt.handle_event(event):
+            self._dispatch(wt_event)
+
+    def _dispatch(self, event: events.Event) -> None:
+        if isinstance(event, events.StreamDataReceived):
+            stream = self._streams.get(event.stream_id)
+            if isinstance(stream, ReceiveStream):
+                stream._feed(event.data, event.end_stream)
+        elif isinstance(event, events.DatagramReceived):
+            link = self.links.get(event.session_id)
+            if link is not None:
+                link.datagram_received(event.data)
+        elif isinstance(event, events.StreamOpened):
+            self._stream_opened(event)
+        elif isinstance(event, events.StreamResetReceived):
+            stream = self._streams.get(event.stream_id)
+            if isinstance(stream, ReceiveStream):
+                stream._reset_by_peer(event.code or 0)
+        elif isinstance(event, events.StopSendingReceived):
+            stream = self._streams.get(event.stream_id)
+            if isinstance(stream, SendStream):
+                stream._stopped_by_peer(event.code or 0)
+        elif isinstance(event, events.SessionEnded):
+            self._session_ended(event.session_id, event.code, event.reason, event.by_peer)
+        elif isinstance(event, events.DrainRequested):
+            link = self.links.get(event.session_id)
+            if link is not None:
+                link.drain_requested()
+        elif isinstance(event, events.SessionRequested):
+            self.session_requested(event)
+        elif isinstance(event, events.SessionEstablished | events.SessionRefused):
+            self.session_answered(event)
+        elif isinstance(event, events.SettingsReceived):
+            self.settings_received(event)
+
+    def _stream_opened(self, event: events.StreamOpened) -> None:
+        link = self.links.get(event.session_id)
+        if link is None:  # the session was requested but has no runner: refuse the stream
+            self.wt.stop_stream(event.stream_id)
+            self.wt.reset_stream(event.stream_id)
+            return
+        cls = ReceiveStream if event.is_unidirectional else Stream
+        stream = cls(self, event.stream_id, link.session)
+        self._add_stream(event.session_id, stream)
+        link.stream_opened(stream)
+
+    def _add_stream(self, session_id: int, stream: _StreamBase) -> None:
+        self._streams[stream.stream_id] = stream
+        self._stream_sessions[stream.stream_id] = session_id
+        self._session_streams.setdefault(session_id, set()).add(stream)
+
+    # -- hooks for subclasses ----------------------------------------------------------
+
+    def session_requested(self, event: events.SessionRequested) -> None:
+        """A peer asked for a session. Servers override this; clients refuse."""
+        self.wt.reject(event.session_id, 404)
+
+    def session_answered(self, event: events.SessionEstablished | events.SessionRefused) -> None:
+        """The peer answered our session request. Clients override this."""
+
+    def settings_received(self, event: events.SettingsReceived) -> None:
+        """The peer's HTTP/3 SETTINGS arrived."""
+
+    # -- session commands ----------------------------------------------------------------
+
+    def accept_session(
+        self, session_id: int, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        """Accept a requested session."""
+        self.wt.accept(session_id, headers)
+        self._transmit_soon()
+
+    def reject_session(
+        self, session_id: int, status: int, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        """Refuse a requested session; its link hears `session_ended` at once."""
+        self.wt.reject(session_id, status, headers)
+        self._transmit_soon()
+        self._session_ended(session_id, 0, f"rejected with status {status}", False)
+
+    def send_datagram(self, session_id: int, data: bytes) -> None:
+        """Queue a datagram for a session and schedule transmission."""
+        self.wt.send_datagram(session_id, data)
+        self._transmit_soon()
+
+    def open_stream(self, session_id: int, link: SessionLink, unidirectional: bool) -> SendStream:
+        """Open a stream in a session."""
+        stream_id = self.wt.open_stream(session_id, unidirectional)
+        stream: SendStream = (SendStream if unidirectional else Stream)(
+            self, stream_id, link.session
+        )
+        self._add_stream(session_id, stream)
+        return stream
+
+    def drain_session(self, session_id: int) -> None:
+        """Send DRAIN_WEBTRANSPORT_SESSION."""
+        self.wt.drain_session(session_id)
+        self._transmit_soon()
+
+    def close_session(self, session_id: int, code: int, reason: str) -> None:
+        """Close a session from our side; its link hears `session_ended` at once."""
+        self.wt.close_session(session_id, code, reason)
+        self._transmit_soon()
+        self._session_ended(session_id, code, reason, False)
+
+    def _session_ended(self, session_id: int, code: int, reason: str, by_peer: bool) -> None:
+        link = self.links.pop(session_id, None)
+        exc = SessionClosed(code, reason)
+        for stream in self._session_streams.pop(session_id, ()):
+            self._streams.pop(stream.stream_id, None)
+            self._stream_sessions.pop(stream.stream_id, None)
+            if isinstance(stream, SendStream):
+                self._blocked_writers.discard(stream)
+            stream._abort(exc)
+        if link is not None:
+            link.session_ended(code, reason, by_peer)
+
+    # -- stream I/O (wtframe.streams._StreamIO) ------------------------------------------
+
+    def stream_send(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        """Queue stream data."""
+        self.wt.send_stream_data(stream_id, data, end_stream)
+        self._transmit_soon()
+
+    def stream_reset(self, stream_id: int, code: int) -> None:
+        """Reset the sending side of a stream."""
+        self.wt.reset_stream(stream_id, code)
+        self._transmit_soon()
+
+    def stream_stop(self, stream_id: int, code: int) -> None:
+        """Stop the receiving side of a stream."""
+        self.wt.stop_stream(stream_id, code)
+        self._transmit_soon()
+
+    def stream_buffered(self, stream_id: int) -> int:
+        """Unacknowledged bytes of a stream."""
+        return self.wt.stream_buffered(stream_id)
+
+    def stream_wait_writable(self, stream: SendStream) -> None:
+        """Wake `stream`'s writer once acknowledgements bring it under its high-water mark."""
+        self._blocked_writers.add(stream)
+
+    def stream_done(self, stream: _StreamBase) -> None:
+        """Forget a stream that is finished both ways."""
+        if self._streams.pop(stream.stream_id, None) is None:
+            return
+        session_id = self._stream_sessions.pop(stream.stream_id)
+        self._session_streams[session_id].discard(stream)
+
+    def _wake_writers(self) -> None:
+        for stream in list(self._blocked_writers):
+            if self.wt.stream_buffered(stream.stream_id) <= stream.high_water:
+                self._blocked_writers.discard(stream)
+                stream._wake_writer()
+
+    # -- connection end --------------------------------------------------------------------
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The UDP transport closed (client side): end every session."""
+        super().connection_lost(exc)
+        for session_id in list(self.links):
+            self._session_ended(session_id, 1006, "connection lost", True)

@@ -1,0 +1,150 @@
+"""[`App`][wtframe.App]: the routes of a WebTransport server and how to run them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .exceptions import ConfigurationError
+from .routing import Router, SessionRoute
+from .session import Session
+
+if TYPE_CHECKING:
+    from .server import Server
+
+__all__ = ["App"]
+
+S = TypeVar("S", bound=type[Session])
+
+
+class App:
+    """A WebTransport application: a router from paths to `Session` subclasses.
+
+    Args:
+        routes: Routes to start with; more are added with `session()` or `add_session()`.
+        max_sessions: Sessions one QUIC connection may hold at once (a client asking for
+            more gets 429). Also advertised to the peer in SETTINGS.
+
+    Example:
+        ```python
+        app = App()
+
+        @app.session("/echo")
+        class Echo(Session):
+            async def on_datagram(self, data: bytes) -> None:
+                self.send_datagram(data)
+        ```
+    """
+
+    def __init__(
+        self,
+        routes: list[SessionRoute] | None = None,
+        *,
+        max_sessions: int = 16,
+    ) -> None:
+        if max_sessions < 1:
+            raise ConfigurationError("max_sessions must be at least 1")
+        self.router = Router(routes)
+        """The app's [`Router`][wtframe.routing.Router]."""
+        self.max_sessions = max_sessions
+
+    def add_session(self, path: str, cls: type[Session], *, name: str | None = None) -> None:
+        """Route sessions requested at `path` to `cls`.
+
+        Args:
+            path: A path template such as `/rooms/{room:int}`.
+            cls: A `Session` subclass.
+            name: A route name for `url_path_for`; defaults to the class name.
+
+        Raises:
+            ConfigurationError: If `cls` is not a `Session` subclass or the template is bad.
+        """
+        if not (isinstance(cls, type) and issubclass(cls, Session)):
+            raise ConfigurationError(f"{cls!r} is not a subclass of wtframe.Session")
+        self.router.add_session(path, cls, name=name)
+
+    def session(self, path: str, *, name: str | None = None) -> Callable[[S], S]:
+        """Decorate a `Session` subclass to route sessions requested at `path` to it.
+
+        Args:
+            path: A path template such as `/rooms/{room:int}`.
+            name: A route name; defaults to the class name.
+
+        Returns:
+            A decorator that registers the class and returns it unchanged.
+        """
+
+        def register(cls: S) -> S:
+            self.add_session(path, cls, name=name)
+            return cls
+
+        return register
+
+    def url_path_for(self, name: str, /, **params: Any) -> str:
+        """Build the path of the route called `name` with the given parameters.
+
+        Args:
+            name: The route name.
+            **params: The path parameters.
+
+        Returns:
+            The path.
+        """
+        return self.router.url_path_for(name, **params)
+
+    async def serve(self, host: str = "::", port: int = 4433, **options: Any) -> Server:
+        """Start serving; see [`wtframe.serve`][wtframe.serve] for the arguments.
+
+        Returns:
+            The running server.
+        """
+        from .server import serve
+
+        return await serve(self, host, port, **options)
+
+    def run(
+        self,
+        host: str = "::",
+        port: int = 4433,
+        *,
+        grace: float = 5.0,
+        on_ready: Callable[[Server], None] | None = None,
+        **options: Any,
+    ) -> None:
+        """Serve until SIGINT or SIGTERM, then shut down gracefully.
+
+        On a signal every session is sent DRAIN, gets `grace` seconds to finish, and is then
+        closed with `CloseCode.GOING_AWAY`.
+
+        Args:
+            host: The address to bind; `::` is dual-stack.
+            port: The UDP port; 0 picks a free one.
+            grace: Seconds sessions get to finish after DRAIN.
+            on_ready: Called with the running server (e.g. to print its URL and hash).
+            **options: `certfile`, `keyfile`, `certificate`, `idle_timeout`.
+        """
+        asyncio.run(self._run(host, port, grace, on_ready, options))
+
+    async def _run(
+        self,
+        host: str,
+        port: int,
+        grace: float,
+        on_ready: Callable[[Server], None] | None,
+        options: dict[str, Any],
+    ) -> None:
+        server = await self.serve(host, port, **options)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        if on_ready is not None:
+            on_ready(server)
+        try:
+            await stop.wait()
+        finally:
+            await server.shutdown(grace)

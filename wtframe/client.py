@@ -1,0 +1,409 @@
+"""The Python WebTransport client: `connect()` and `ClientSession`.
+
+```python
+async with wtframe.connect("https://localhost:4433/echo", cert_hash=FINGERPRINT) as session:
+    session.send_datagram(b"ping")
+    print(await session.receive_datagram())
+    stream = await session.open_stream()
+    await stream.write(b"hello")
+    await stream.close()
+    print(await stream.read())
+```
+
+A client session has the same stream and datagram commands as a server-side
+[`Session`][wtframe.Session]; what the server sends is pulled with `receive_datagram()` /
+`datagrams()` and `accept_stream()` / `incoming_streams()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import ssl
+from collections import deque
+from collections.abc import AsyncIterator, Generator, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from aioquic.asyncio.client import connect as quic_connect
+from aioquic.h3.connection import H3_ALPN
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+from aioquic.quic.events import ConnectionTerminated, QuicEvent
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from . import events
+from ._connection import WebTransportConnection
+from .codes import CloseCode
+from .exceptions import ConfigurationError, HandshakeError, SessionClosed
+from .streams import ReceiveStream, SendStream, Stream
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["DATAGRAM_QUEUE_DEFAULT", "ClientSession", "connect"]
+
+DATAGRAM_QUEUE_DEFAULT = 1024
+"""Datagrams a client session holds before dropping the oldest unread one."""
+
+
+class _ClientConnection(WebTransportConnection):
+    def __init__(self, quic: QuicConnection, **kwargs: Any) -> None:
+        super().__init__(quic, **kwargs)
+        self.answers: dict[int, asyncio.Future[events.Event]] = {}
+
+    def session_answered(self, event: events.SessionEstablished | events.SessionRefused) -> None:
+        waiter = self.answers.pop(event.session_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(event)
+
+    def quic_event_received(self, event: QuicEvent) -> None:
+        super().quic_event_received(event)
+        if isinstance(event, ConnectionTerminated):
+            for waiter in self.answers.values():
+                if not waiter.done():
+                    waiter.set_exception(HandshakeError("connection closed during the handshake"))
+
+
+class ClientSession:
+    """A WebTransport session opened by [`connect()`][wtframe.connect].
+
+    Args:
+        connection: The QUIC connection carrying the session.
+        session_id: The session id.
+        headers: The server's response headers.
+        max_queued_datagrams: How many unread datagrams to keep (the oldest are dropped).
+    """
+
+    def __init__(
+        self,
+        connection: _ClientConnection,
+        session_id: int,
+        headers: list[tuple[bytes, bytes]],
+        max_queued_datagrams: int = DATAGRAM_QUEUE_DEFAULT,
+    ) -> None:
+        self._connection = connection
+        self.session_id = session_id
+        """The session id."""
+        self.response_headers = headers
+        """The headers of the server's answer."""
+        self.session = self
+        self.close_code: int | None = None
+        """The code the session ended with, or `None` while it is open."""
+        self.close_reason: str | None = None
+        """The reason the session ended with, or `None` while it is open."""
+        self.is_draining = False
+        """Whether the server asked to wind the session down."""
+        self.dropped_datagrams = 0
+        """Datagrams dropped because the queue was full."""
+        self._datagrams: deque[bytes] = deque(maxlen=max_queued_datagrams)
+        self._streams: deque[ReceiveStream] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = asyncio.Event()
+        self._exit: contextlib.AsyncExitStack | None = None
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the session has ended."""
+        return self.close_code is not None
+
+    @property
+    def max_datagram_size(self) -> int:
+        """The largest datagram payload `send_datagram` can send now, in bytes."""
+        return self._connection.wt.max_datagram_size()
+
+    # -- sending -----------------------------------------------------------------------
+
+    def send_datagram(self, data: bytes) -> None:
+        """Send a datagram.
+
+        Args:
+            data: The payload.
+
+        Raises:
+            DatagramTooLarge: If it does not fit in one QUIC packet.
+            SessionClosed: If the session has ended.
+        """
+        self._check_open()
+        self._connection.send_datagram(self.session_id, data)
+
+    async def open_stream(self) -> Stream:
+        """Open a bidirectional stream.
+
+        Returns:
+            The stream.
+
+        Raises:
+            SessionClosed: If the session has ended.
+        """
+        self._check_open()
+        stream = self._connection.open_stream(self.session_id, self, unidirectional=False)
+        assert isinstance(stream, Stream)
+        return stream
+
+    async def open_uni_stream(self) -> SendStream:
+        """Open a unidirectional (send-only) stream.
+
+        Returns:
+            The stream.
+
+        Raises:
+            SessionClosed: If the session has ended.
+        """
+        self._check_open()
+        return self._connection.open_stream(self.session_id, self, unidirectional=True)
+
+    async def drain(self) -> None:
+        """Ask the server to wind the session down (DRAIN capsule)."""
+        self._check_open()
+        self._connection.drain_session(self.session_id)
+
+    async def close(self, code: int = 0, reason: str = "") -> None:
+        """Close the session and its QUIC connection.
+
+        Args:
+            code: A 32-bit application close code.
+            reason: A close reason.
+        """
+        if not self.is_closed:
+            self._connection.close_session(self.session_id, code, reason)
+        await self._shutdown()
+
+    # -- receiving ---------------------------------------------------------------------
+
+    async def receive_datagram(self) -> bytes:
+        """Wait for the next datagram from the server.
+
+        Returns:
+            The payload.
+
+        Raises:
+            SessionClosed: If the session ended and no datagram is left.
+        """
+        while not self._datagrams:
+            await self._wait()
+        return self._datagrams.popleft()
+
+    async def datagrams(self) -> AsyncIterator[bytes]:
+        """Yield datagrams from the server until the session ends."""
+        while True:
+            try:
+                yield await self.receive_datagram()
+            except SessionClosed:
+                return
+
+    async def accept_stream(self) -> ReceiveStream:
+        """Wait for the next stream the server opens.
+
+        Returns:
+            A [`Stream`][wtframe.Stream] or a [`ReceiveStream`][wtframe.ReceiveStream].
+
+        Raises:
+            SessionClosed: If the session ended and no stream is left.
+        """
+        while not self._streams:
+            await self._wait()
+        return self._streams.popleft()
+
+    async def incoming_streams(self) -> AsyncIterator[ReceiveStream]:
+        """Yield the streams the server opens until the session ends."""
+        while True:
+            try:
+                yield await self.accept_stream()
+            except SessionClosed:
+                return
+
+    async def wait_closed(self) -> tuple[int, str]:
+        """Wait until the session ends.
+
+        Returns:
+            The close code and reason.
+        """
+        await self._closed.wait()
+        return self.close_code or 0, self.close_reason or ""
+
+    # -- SessionLink -------------------------------------------------------------------------
+
+    def datagram_received(self, data: bytes) -> None:
+        """Queue a datagram (internal)."""
+        if len(self._datagrams) == self._datagrams.maxlen:
+            self.dropped_datagrams += 1
+        self._datagrams.append(data)
+        self._wake()
+
+    def stream_opened(self, stream: ReceiveStream) -> None:
+        """Queue a stream (internal)."""
+        self._streams.append(stream)
+        self._wake()
+
+    def drain_requested(self) -> None:
+        """Note the server's DRAIN (internal)."""
+        self.is_draining = True
+
+    def session_ended(self, code: int, reason: str, by_peer: bool) -> None:
+        """Record the end of the session (internal)."""
+        self.close_code, self.close_reason = code, reason
+        self._closed.set()
+        self._wake()
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self.is_closed:
+            raise SessionClosed(self.close_code or 0, self.close_reason or "")
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _wait(self) -> None:
+        self._check_open()
+        if self._waiter is None:
+            self._waiter = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._waiter)
+
+    async def _shutdown(self) -> None:
+        exit_stack, self._exit = self._exit, None
+        if exit_stack is not None:
+            await exit_stack.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.is_closed else "open"
+        return f"<ClientSession {self.session_id} {state}>"
+
+
+class connect:  # noqa: N801 - used like a function, as websockets.connect is
+    """Open a WebTransport session: `session = await connect(url)` or `async with connect(url)`.
+
+    Args:
+        url: An `https://host:port/path?query` URL.
+        cert_hash: Trust the server's certificate by the SHA-256 of its DER (64 hex digits,
+            colons allowed), as browsers' `serverCertificateHashes` does; several may be given
+            as a list. TLS chain checks are then skipped.
+        cafile: A PEM file of CA certificates to verify the server against.
+        verify: `False` skips certificate checks entirely (for tests only).
+        headers: Extra request headers, e.g. `{"x-token": "secret"}`.
+        origin: An `origin` header, as browsers send.
+        timeout: Seconds to wait for the QUIC handshake and the server's answer.
+        max_queued_datagrams: Unread datagrams kept before the oldest are dropped.
+
+    Raises:
+        HandshakeError: If the connection or the session cannot be established.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        cert_hash: str | Iterable[str] | None = None,
+        cafile: str | None = None,
+        verify: bool = True,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        origin: str | None = None,
+        timeout: float = 10.0,
+        max_queued_datagrams: int = DATAGRAM_QUEUE_DEFAULT,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ConfigurationError(f"WebTransport URLs look like https://host:port/path: {url}")
+        self.host = parts.hostname
+        self.port = parts.port or 443
+        self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        netloc_host = f"[{self.host}]" if ":" in self.host else self.host
+        self.authority = f"{netloc_host}:{self.port}"
+        hashes = [cert_hash] if isinstance(cert_hash, str) else list(cert_hash or [])
+        self.cert_hashes = {h.replace(":", "").lower() for h in hashes}
+        self.cafile = cafile
+        self.verify = verify
+        items = headers.items() if isinstance(headers, Mapping) else (headers or [])
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in items]
+        if origin is not None:
+            self.headers.append((b"origin", origin.encode()))
+        self.timeout = timeout
+        self.max_queued_datagrams = max_queued_datagrams
+        self._session: ClientSession | None = None
+
+    def _configuration(self) -> QuicConfiguration:
+        configuration = QuicConfiguration(
+            is_client=True,
+            alpn_protocols=H3_ALPN,
+            max_datagram_frame_size=65536,
+            server_name=self.host,
+        )
+        if self.cert_hashes or not self.verify:
+            configuration.verify_mode = ssl.CERT_NONE
+        elif self.cafile is not None:
+            configuration.load_verify_locations(self.cafile)
+        return configuration
+
+    async def _open(self) -> ClientSession:
+        stack = contextlib.AsyncExitStack()
+        try:
+            session = await asyncio.wait_for(self._establish(stack), self.timeout)
+        except asyncio.TimeoutError:
+            await stack.aclose()
+            raise HandshakeError(
+                f"no session with {self.authority} after {self.timeout} s"
+            ) from None
+        except BaseException:
+            await stack.aclose()
+            raise
+        session._exit = stack
+        return session
+
+    async def _establish(self, stack: contextlib.AsyncExitStack) -> ClientSession:
+        return await self._request(await self._handshake(stack))
+
+    async def _handshake(self, stack: contextlib.AsyncExitStack) -> _ClientConnection:
+        try:
+            connection = await stack.enter_async_context(
+                quic_connect(
+                    self.host,
+                    self.port,
+                    configuration=self._configuration(),
+                    create_protocol=_ClientConnection,
+                )
+            )
+        except (ConnectionError, OSError, ssl.SSLError) as exc:
+            raise HandshakeError(f"QUIC handshake with {self.authority} failed: {exc}") from exc
+        assert isinstance(connection, _ClientConnection)
+        if self.cert_hashes:
+            peer = connection._quic.tls._peer_certificate
+            digest = hashlib.sha256(peer.public_bytes(Encoding.DER)).hexdigest() if peer else ""
+            if digest not in self.cert_hashes:
+                raise HandshakeError(f"server certificate sha-256 {digest} is not trusted")
+        return connection
+
+    async def _request(self, connection: _ClientConnection) -> ClientSession:
+        waiter: asyncio.Future[events.Event] = asyncio.get_running_loop().create_future()
+        session_id = connection.wt.request_session(self.authority, self.path, self.headers)
+        connection.answers[session_id] = waiter
+        connection.transmit()
+        answer = await waiter
+        if isinstance(answer, events.SessionRefused):
+            raise HandshakeError(
+                f"server refused the session with status {answer.status}", answer.status
+            )
+        assert isinstance(answer, events.SessionEstablished)
+        session = ClientSession(connection, session_id, answer.headers, self.max_queued_datagrams)
+        connection.links[session_id] = session
+        return session
+
+    def __await__(self) -> Generator[Any, None, ClientSession]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> ClientSession:
+        self._session = await self._open()
+        return self._session
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._session is not None:
+            await self._session.close(CloseCode.NORMAL)

@@ -1,0 +1,183 @@
+"""[`Session`][wtframe.Session]: subclass it to handle the WebTransport sessions of a route.
+
+One `Session` object exists per WebTransport session. Override the hooks you need:
+
+| hook | called |
+|---|---|
+| `on_connect()` | before the session is accepted; raise [`Reject`][wtframe.Reject] to refuse it |
+| `on_datagram(data)` | for every datagram the peer sends |
+| `on_stream(stream)` | for every stream the peer opens, bidirectional or unidirectional |
+| `on_drain()` | when the peer asks to wind the session down (DRAIN capsule) |
+| `on_close(code, reason)` | exactly once when an accepted session ends, whatever ended it |
+
+Hooks run as asyncio tasks, so one slow handler never holds up another. When an
+`on_stream` handler returns, its stream is finished for it: FIN is sent if the handler
+did not close the sending side, and unread input is refused with STOP_SENDING.
+
+An exception escaping a hook is logged with its traceback (logger `wtframe`) and closes the
+session with [`CloseCode.INTERNAL_ERROR`][wtframe.CloseCode] (1011); other sessions carry
+on. Exceptions that only concern one stream end just that stream:
+[`MessageError`][wtframe.exceptions.MessageError] resets it with
+[`StreamErrorCode.INVALID_MESSAGE`][wtframe.StreamErrorCode] (or `MESSAGE_TOO_BIG`), and a
+peer's reset or stop is the peer's business and ends the stream quietly.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .streams import SendStream, Stream
+
+if TYPE_CHECKING:
+    from ._runner import SessionRunner
+    from .requests import Request
+    from .streams import ReceiveStream
+
+__all__ = ["Session"]
+
+
+class Session:
+    """Base class of WebTransport session handlers.
+
+    wtframe creates the object when a client asks for the session; do not create it
+    yourself. If you override `__init__`, accept and pass on its arguments.
+
+    Args:
+        request: The CONNECT request.
+        runner: wtframe's link to the connection that carries the session.
+    """
+
+    def __init__(self, request: Request, runner: SessionRunner) -> None:
+        self.request = request
+        """The CONNECT request that opened the session."""
+        self._runner = runner
+
+    # -- hooks -----------------------------------------------------------------------------
+
+    async def on_connect(self) -> None:
+        """Decide whether to accept the session; returning accepts it.
+
+        Raises:
+            Reject: To refuse the session with an HTTP status (the page's `ready` fails).
+        """
+
+    async def on_datagram(self, data: bytes) -> None:
+        """Handle a datagram from the peer. The default drops it.
+
+        Args:
+            data: The datagram payload.
+        """
+
+    async def on_stream(self, stream: ReceiveStream) -> None:
+        """Handle a stream the peer opened. The default refuses it.
+
+        Args:
+            stream: A [`Stream`][wtframe.Stream] if bidirectional, otherwise a
+                [`ReceiveStream`][wtframe.ReceiveStream].
+        """
+        stream.stop()
+        if isinstance(stream, SendStream):
+            stream.reset()
+
+    async def on_drain(self) -> None:
+        """Handle the peer's request to wind the session down. The default does nothing."""
+
+    async def on_close(self, code: int, reason: str) -> None:
+        """Clean up after the session ended. Called exactly once per accepted session.
+
+        Args:
+            code: The close code: the peer's, yours, or a [`CloseCode`][wtframe.CloseCode].
+            reason: The close reason.
+        """
+
+    # -- commands ----------------------------------------------------------------------
+
+    @property
+    def session_id(self) -> int:
+        """The session id (the stream id of the CONNECT request)."""
+        return self._runner.session_id
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the session has ended."""
+        return self._runner.closed
+
+    @property
+    def close_code(self) -> int | None:
+        """The code the session ended with, or `None` while it is open."""
+        return self._runner.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        """The reason the session ended with, or `None` while it is open."""
+        return self._runner.close_reason
+
+    @property
+    def is_draining(self) -> bool:
+        """Whether the peer asked to wind the session down."""
+        return self._runner.draining
+
+    @property
+    def max_datagram_size(self) -> int:
+        """The largest datagram payload `send_datagram` can send now, in bytes."""
+        return self._runner.connection.wt.max_datagram_size()
+
+    def send_datagram(self, data: bytes) -> None:
+        """Send a datagram (unreliable, unordered).
+
+        Args:
+            data: The payload; at most `max_datagram_size` bytes.
+
+        Raises:
+            DatagramTooLarge: If the payload does not fit in one QUIC packet.
+            SessionClosed: If the session has ended.
+        """
+        self._runner.send_datagram(data)
+
+    async def open_stream(self) -> Stream:
+        """Open a bidirectional stream to the peer.
+
+        Returns:
+            The new stream.
+
+        Raises:
+            SessionClosed: If the session has ended.
+        """
+        stream = self._runner.open_stream(unidirectional=False)
+        assert isinstance(stream, Stream)
+        return stream
+
+    async def open_uni_stream(self) -> SendStream:
+        """Open a unidirectional (send-only) stream to the peer.
+
+        Returns:
+            The new stream.
+
+        Raises:
+            SessionClosed: If the session has ended.
+        """
+        return self._runner.open_stream(unidirectional=True)
+
+    async def drain(self) -> None:
+        """Ask the peer to wind the session down (DRAIN capsule).
+
+        Raises:
+            SessionClosed: If the session has ended.
+        """
+        self._runner.drain()
+
+    async def close(self, code: int = 0, reason: str = "") -> None:
+        """Close the session: the peer's `closed` promise resolves with `code` and `reason`.
+
+        Open streams are reset, `on_close(code, reason)` runs, and closing twice does
+        nothing.
+
+        Args:
+            code: A 32-bit application close code.
+            reason: A reason; at most 1024 UTF-8 bytes are sent.
+        """
+        self._runner.close(code, reason)
+
+    def __repr__(self) -> str:
+        state = "closed" if self.is_closed else "open"
+        return f"<{type(self).__name__} {self.session_id} {self.request.path!r} {state}>"
