@@ -111,6 +111,7 @@ class WebTransportConnection(QuicConnectionProtocol):
             return
         cls = ReceiveStream if event.is_unidirectional else Stream
         stream = cls(self, event.stream_id, link.session)
+        stream.max_message_size = link.session.max_message_size
         self._add_stream(event.session_id, stream)
         link.stream_opened(stream)
 

@@ -8,14 +8,17 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from .codecs import JSON, Codec
 from .codes import CloseCode, StreamErrorCode
 from .exceptions import (
+    DecodeError,
     MessageError,
     MessageTooLarge,
     Reject,
     SessionClosed,
     StreamError,
 )
+from .hooks import hook_types
 from .streams import ReceiveStream, SendStream
 
 if TYPE_CHECKING:
@@ -49,6 +52,7 @@ class SessionRunner:
         session_id: int,
         session_cls: type[Session],
         request: Request,
+        codec: Codec[Any] | None = None,
     ) -> None:
         self.connection = connection
         self.session_id = session_id
@@ -58,8 +62,15 @@ class SessionRunner:
         self.draining = False
         self.tasks: set[asyncio.Task[None]] = set()
         self._pending: list[ReceiveStream] = []
+        self.codec: Codec[Any] | None = session_cls.codec or codec
+        """The codec for messages that are neither bytes nor text (`None`: JSON)."""
+        hooks = hook_types(session_cls)
+        self.request_type = hooks.request
+        self._datagram_codec = hooks.datagram
+        if self._datagram_codec is JSON and self.codec is not None:
+            self._datagram_codec = self.codec
         self.session: Session = session_cls(request, self)
-        self._datagram_hook: Callable[[bytes], Any] = self.session.on_datagram
+        self._datagram_hook: Callable[[Any], Any] = self.session.on_datagram
         self._datagram_is_async = inspect.iscoroutinefunction(self._datagram_hook)
         self.closed_event = asyncio.Event()
 
@@ -78,11 +89,21 @@ class SessionRunner:
         """Hand a datagram to `on_datagram` (dropped until the session is accepted)."""
         if self.state != _OPEN:
             return
+        message: Any = data
+        if self._datagram_codec is not None:
+            try:
+                message = self._datagram_codec.decode(data)
+            except DecodeError as exc:
+                try:
+                    self.session.on_invalid_datagram(data, exc)
+                except Exception:
+                    self._hook_failed("on_invalid_datagram")
+                return
         if self._datagram_is_async:
-            self.spawn(self._guard(self._datagram_hook(data)))
+            self.spawn(self._guard(self._datagram_hook(message)))
         else:
             try:
-                self._datagram_hook(data)
+                self._datagram_hook(message)
             except Exception:
                 self._hook_failed("on_datagram")
 

@@ -8,7 +8,9 @@ import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .codecs import Codec
 from .exceptions import ConfigurationError
+from .hooks import hook_types
 from .routing import Router, SessionRoute
 from .session import Session
 
@@ -27,6 +29,8 @@ class App:
         routes: Routes to start with; more are added with `session()` or `add_session()`.
         max_sessions: Sessions one QUIC connection may hold at once (a client asking for
             more gets 429). Also advertised to the peer in SETTINGS.
+        codec: The codec for messages that are neither bytes nor text, for sessions that do
+            not set their own `codec`; JSON when `None`.
 
     Example:
         ```python
@@ -44,12 +48,14 @@ class App:
         routes: list[SessionRoute] | None = None,
         *,
         max_sessions: int = 16,
+        codec: Codec[Any] | None = None,
     ) -> None:
         if max_sessions < 1:
             raise ConfigurationError("max_sessions must be at least 1")
         self.router = Router(routes)
         """The app's [`Router`][wtframe.routing.Router]."""
         self.max_sessions = max_sessions
+        self.codec = codec
 
     def add_session(self, path: str, cls: type[Session], *, name: str | None = None) -> None:
         """Route sessions requested at `path` to `cls`.
@@ -64,6 +70,7 @@ class App:
         """
         if not (isinstance(cls, type) and issubclass(cls, Session)):
             raise ConfigurationError(f"{cls!r} is not a subclass of wtframe.Session")
+        hook_types(cls)  # a hook annotation that cannot be decoded fails here, not per message
         self.router.add_session(path, cls, name=name)
 
     def session(self, path: str, *, name: str | None = None) -> Callable[[S], S]:

@@ -35,8 +35,11 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from . import events
 from ._connection import WebTransportConnection
+from .codecs import codec_for
 from .codes import CloseCode
 from .exceptions import ConfigurationError, HandshakeError, SessionClosed
+from .framing import MAX_MESSAGE_SIZE_DEFAULT
+from .messages import encode_message, request_on_stream
 from .streams import ReceiveStream, SendStream, Stream
 
 if TYPE_CHECKING:
@@ -82,8 +85,11 @@ class ClientSession:
         session_id: int,
         headers: list[tuple[bytes, bytes]],
         max_queued_datagrams: int = DATAGRAM_QUEUE_DEFAULT,
+        max_message_size: int = MAX_MESSAGE_SIZE_DEFAULT,
     ) -> None:
         self._connection = connection
+        self.max_message_size = max_message_size
+        """The largest message accepted on this session's streams, in bytes."""
         self.session_id = session_id
         """The session id."""
         self.response_headers = headers
@@ -115,18 +121,33 @@ class ClientSession:
 
     # -- sending -----------------------------------------------------------------------
 
-    def send_datagram(self, data: bytes) -> None:
+    def send_datagram(self, data: Any) -> None:
         """Send a datagram.
 
         Args:
-            data: The payload.
+            data: The message: bytes as they are, `str` as UTF-8, anything else as JSON.
 
         Raises:
             DatagramTooLarge: If it does not fit in one QUIC packet.
             SessionClosed: If the session has ended.
         """
         self._check_open()
-        self._connection.send_datagram(self.session_id, data)
+        self._connection.send_datagram(self.session_id, encode_message(data))
+
+    async def send_request(self, message: Any, response_type: Any = bytes) -> Any:
+        """Send one message on a new bidirectional stream and read the server's one answer.
+
+        The server side of this is a `Session.on_request` hook (or any `on_stream` that
+        reads the stream to its end and writes one answer).
+
+        Args:
+            message: The request message.
+            response_type: The answer's type (or a codec).
+
+        Returns:
+            The decoded answer.
+        """
+        return await request_on_stream(self.open_stream, message, response_type)
 
     async def open_stream(self) -> Stream:
         """Open a bidirectional stream.
@@ -172,24 +193,36 @@ class ClientSession:
 
     # -- receiving ---------------------------------------------------------------------
 
-    async def receive_datagram(self) -> bytes:
+    async def receive_datagram(self, tp: Any = bytes) -> Any:
         """Wait for the next datagram from the server.
 
+        Args:
+            tp: The message type (or a codec); `bytes` gives the raw payload.
+
         Returns:
-            The payload.
+            The decoded datagram.
 
         Raises:
             SessionClosed: If the session ended and no datagram is left.
+            DecodeError: If the payload does not decode as `tp` (it is consumed).
         """
         while not self._datagrams:
             await self._wait()
-        return self._datagrams.popleft()
+        data = self._datagrams.popleft()
+        return data if tp is bytes else codec_for(tp).decode(data)
 
-    async def datagrams(self) -> AsyncIterator[bytes]:
-        """Yield datagrams from the server until the session ends."""
+    async def datagrams(self, tp: Any = bytes) -> AsyncIterator[Any]:
+        """Yield datagrams from the server until the session ends.
+
+        Args:
+            tp: The message type (or a codec); `bytes` gives raw payloads.
+
+        Yields:
+            Each decoded datagram.
+        """
         while True:
             try:
-                yield await self.receive_datagram()
+                yield await self.receive_datagram(tp)
             except SessionClosed:
                 return
 

@@ -56,7 +56,9 @@ class _ServerConnection(WebTransportConnection):
             self._transmit_soon()
             return
         request.path_params.update(match.path_params)
-        runner = SessionRunner(self, event.session_id, match.route.endpoint, request)
+        runner = SessionRunner(
+            self, event.session_id, match.route.endpoint, request, self.server.app.codec
+        )
         self.links[event.session_id] = runner
         runner.start()
 

@@ -5,8 +5,9 @@ One `Session` object exists per WebTransport session. Override the hooks you nee
 | hook | called |
 |---|---|
 | `on_connect()` | before the session is accepted; raise [`Reject`][wtframe.Reject] to refuse it |
-| `on_datagram(data)` | for every datagram the peer sends |
+| `on_datagram(msg)` | for every datagram the peer sends, decoded by the annotation of `msg` |
 | `on_stream(stream)` | for every stream the peer opens, bidirectional or unidirectional |
+| `on_request(msg)` | if defined: for every stream the default `on_stream` reads as one message |
 | `on_drain()` | when the peer asks to wind the session down (DRAIN capsule) |
 | `on_close(code, reason)` | exactly once when an accepted session ends, whatever ended it |
 
@@ -24,9 +25,16 @@ peer's reset or stop is the peer's business and ends the stream quietly.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from .codecs import Codec
+from .exceptions import DecodeError
+from .framing import MAX_MESSAGE_SIZE_DEFAULT
+from .messages import encode_message, request_on_stream
 from .streams import SendStream, Stream
+
+logger = logging.getLogger("wtframe")
 
 if TYPE_CHECKING:
     from ._runner import SessionRunner
@@ -47,9 +55,17 @@ class Session:
         runner: wtframe's link to the connection that carries the session.
     """
 
+    codec: ClassVar[Codec[Any] | None] = None
+    """The codec for messages that are neither bytes nor text; `None` means the app's (JSON)."""
+
+    max_message_size: ClassVar[int] = MAX_MESSAGE_SIZE_DEFAULT
+    """The largest message accepted on this session's streams, in bytes."""
+
     def __init__(self, request: Request, runner: SessionRunner) -> None:
         self.request = request
         """The CONNECT request that opened the session."""
+        self.invalid_datagrams = 0
+        """Datagrams dropped because they did not decode as `on_datagram` expects."""
         self._runner = runner
 
     # -- hooks -----------------------------------------------------------------------------
@@ -61,23 +77,51 @@ class Session:
             Reject: To refuse the session with an HTTP status (the page's `ready` fails).
         """
 
-    async def on_datagram(self, data: bytes) -> None:
+    async def on_datagram(self, data: Any) -> None:
         """Handle a datagram from the peer. The default drops it.
 
+        The annotation of the parameter decides how the payload is decoded: `bytes` (or
+        none) gives the raw payload, `str` UTF-8 text, a pydantic model (or any type a
+        `TypeAdapter` accepts) is parsed from JSON and validated. A payload that fails goes
+        to `on_invalid_datagram` instead.
+
         Args:
-            data: The datagram payload.
+            data: The datagram payload, decoded.
         """
 
+    def on_invalid_datagram(self, data: bytes, error: DecodeError) -> None:
+        """Handle a datagram that did not decode. The default counts and logs it.
+
+        Args:
+            data: The raw payload.
+            error: Why it did not decode.
+        """
+        self.invalid_datagrams += 1
+        logger.warning("%r dropped an invalid datagram: %s", self, error)
+
     async def on_stream(self, stream: ReceiveStream) -> None:
-        """Handle a stream the peer opened. The default refuses it.
+        """Handle a stream the peer opened.
+
+        The default serves `on_request` if the class defines it, and refuses the stream
+        (STOP_SENDING and RESET_STREAM with code 0) otherwise.
 
         Args:
             stream: A [`Stream`][wtframe.Stream] if bidirectional, otherwise a
                 [`ReceiveStream`][wtframe.ReceiveStream].
         """
-        stream.stop()
+        request_type = self._runner.request_type
+        if request_type is None:
+            stream.stop()
+            if isinstance(stream, SendStream):
+                stream.reset()
+            return
+        message = await stream.read_message(request_type)
+        answer = await self.on_request(message)  # type: ignore[attr-defined]
         if isinstance(stream, SendStream):
-            stream.reset()
+            if answer is None:
+                await stream.close()
+            else:
+                await stream.write_message(answer, default=self._runner.codec)
 
     async def on_drain(self) -> None:
         """Handle the peer's request to wind the session down. The default does nothing."""
@@ -122,17 +166,30 @@ class Session:
         """The largest datagram payload `send_datagram` can send now, in bytes."""
         return self._runner.connection.wt.max_datagram_size()
 
-    def send_datagram(self, data: bytes) -> None:
+    def send_datagram(self, data: Any) -> None:
         """Send a datagram (unreliable, unordered).
 
         Args:
-            data: The payload; at most `max_datagram_size` bytes.
+            data: The message: bytes as they are, `str` as UTF-8, anything else as JSON
+                (pydantic models included). At most `max_datagram_size` bytes encoded.
 
         Raises:
             DatagramTooLarge: If the payload does not fit in one QUIC packet.
             SessionClosed: If the session has ended.
         """
-        self._runner.send_datagram(data)
+        self._runner.send_datagram(encode_message(data, default=self._runner.codec))
+
+    async def send_request(self, message: Any, response_type: Any = bytes) -> Any:
+        """Send one message on a new bidirectional stream and read the peer's one answer.
+
+        Args:
+            message: The request message.
+            response_type: The answer's type (or a codec).
+
+        Returns:
+            The decoded answer.
+        """
+        return await request_on_stream(self.open_stream, message, response_type)
 
     async def open_stream(self) -> Stream:
         """Open a bidirectional stream to the peer.

@@ -27,6 +27,7 @@ from .exceptions import (
     StreamReset,
     StreamStopped,
 )
+from .messages import MessageReader, MessageWriter
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -91,7 +92,7 @@ class _StreamBase:
         """The session ended: fail every waiter with `exc`."""
 
 
-class ReceiveStream(_StreamBase):
+class ReceiveStream(_StreamBase, MessageReader):
     """The receiving side of a WebTransport stream."""
 
     def __init__(self, io: _StreamIO, stream_id: int, session: Any) -> None:
@@ -264,7 +265,7 @@ class ReceiveStream(_StreamBase):
         return b"".join(parts)
 
 
-class SendStream(_StreamBase):
+class SendStream(_StreamBase, MessageWriter):
     """The sending side of a WebTransport stream."""
 
     def __init__(self, io: _StreamIO, stream_id: int, session: Any) -> None:
