@@ -1,0 +1,75 @@
+"""The benchmark endpoints written with wtframe, the same as `benchmarks.raw_server` offers.
+
+* ``/echo``: every bidirectional stream is echoed back chunk by chunk, ending when the
+  request ends; every datagram is echoed back.
+* ``/sink``: streams are read to their end, then answered with the ASCII line
+  ``"<bytes on this stream> <datagrams received by this session>"``; datagrams are counted.
+
+Usage: ``python -m benchmarks.wtframe_server --certificate CERT --private-key KEY``. The
+server listens on 127.0.0.1 on a free port and prints ``READY <port>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from wtframe import App, ReceiveStream, SendStream, Session, serve
+
+__all__ = ["app", "main"]
+
+app = App()
+
+
+@app.session("/echo")
+class Echo(Session):
+    """Echoes datagrams and bidirectional streams."""
+
+    async def on_datagram(self, data: bytes) -> None:
+        """Send the datagram back."""
+        self.send_datagram(data)
+
+    async def on_stream(self, stream: ReceiveStream) -> None:
+        """Send every chunk back as it arrives."""
+        assert isinstance(stream, SendStream)
+        async for chunk in stream:
+            await stream.write(chunk)
+
+
+@app.session("/sink")
+class Sink(Session):
+    """Counts what arrives."""
+
+    datagrams = 0
+
+    async def on_datagram(self, data: bytes) -> None:
+        """Count the datagram."""
+        self.datagrams += 1
+
+    async def on_stream(self, stream: ReceiveStream) -> None:
+        """Count the stream's bytes, then answer with the counts."""
+        total = 0
+        async for chunk in stream:
+            total += len(chunk)
+        if isinstance(stream, SendStream):
+            await stream.write(f"{total} {self.datagrams}".encode())
+
+
+async def run(certificate: str, private_key: str) -> None:
+    """Serve until cancelled, announcing the port on stdout."""
+    server = await serve(app, "127.0.0.1", 0, certfile=certificate, keyfile=private_key)
+    print(f"READY {server.port}", flush=True)
+    await asyncio.Event().wait()
+
+
+def main() -> None:
+    """Parse the arguments and serve."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--certificate", required=True)
+    parser.add_argument("--private-key", required=True)
+    args = parser.parse_args()
+    asyncio.run(run(args.certificate, args.private_key))
+
+
+if __name__ == "__main__":
+    main()
