@@ -205,8 +205,10 @@ class CapsuleParser:
         """Check that the CONNECT stream did not end in the middle of a capsule.
 
         Raises:
-            CapsuleError: If a capsule is incomplete.
+            CapsuleError: If a capsule is incomplete, or the parser failed before.
         """
+        if self._error is not None:
+            raise self._error
         if self._buffer or self._skip:
             self._error = CapsuleError("CONNECT stream ended inside a capsule")
             raise self._error

@@ -38,10 +38,10 @@ from aioquic.h3.events import (
 )
 from aioquic.quic import events as quic_events
 from aioquic.quic.connection import QuicConnection, stream_is_unidirectional
+from aioquic.quic.packet_builder import PACKET_NUMBER_SEND_SIZE
 
 from . import events
 from .capsules import (
-    CLOSE_WEBTRANSPORT_SESSION,
     DRAIN_WEBTRANSPORT_SESSION,
     MAX_CAPSULE_SIZE_DEFAULT,
     CapsuleParser,
@@ -69,9 +69,9 @@ SETTING_MAX_SESSIONS_DRAFT = 0x14E9CD29
 
 _PROTOCOLS = frozenset({b"webtransport", b"webtransport-h3"})
 _H3_MESSAGE_ERROR = 0x10E
-# Short-header packet: 1 flags byte, packet number (up to 4), AEAD tag (16);
-# DATAGRAM frame: type (1) and length (up to 2 for any size that fits a packet).
-_PACKET_OVERHEAD = 1 + 4 + 16 + 1 + 2
+_AEAD_TAG_SIZE = 16  # every QUIC v1 cipher suite
+# The largest value a QUIC variable-length integer of each size holds.
+_VARINT_LIMITS = ((1, 0x3F), (2, 0x3FFF), (4, 0x3FFFFFFF), (8, 0x3FFFFFFFFFFFFFFF))
 
 
 class SessionState(enum.Enum):
@@ -109,9 +109,11 @@ TRANSITIONS: dict[tuple[SessionState, Trigger], SessionState] = {
     (_R, Trigger.REJECT): _C,
     (_R, Trigger.PEER_ACCEPTED): _O,
     (_R, Trigger.PEER_REFUSED): _C,
+    (_R, Trigger.CLOSE_CAPSULE): _C,
     (_R, Trigger.FIN): _C,
     (_R, Trigger.RESET): _C,
     (_R, Trigger.LOCAL_CLOSE): _C,
+    (_R, Trigger.PROTOCOL_ERROR): _C,
     (_R, Trigger.CONNECTION_LOST): _C,
     (_O, Trigger.CLOSE_CAPSULE): _C,
     (_O, Trigger.FIN): _C,
@@ -212,8 +214,16 @@ class WebTransportProtocol:
         """The number of WebTransport streams whose state is still held."""
         return len(self._streams)
 
-    def max_datagram_size(self) -> int:
+    def max_datagram_size(self, session_id: int | None = None) -> int:
         """Return the largest datagram payload that fits in one QUIC packet now.
+
+        The limit is exact: one byte more would not fit. It depends on the session, whose
+        id precedes every datagram payload (one byte for the first 64 sessions of a
+        connection, then two).
+
+        Args:
+            session_id: The session the datagram is for. Without it, the limit that holds
+                for every session held on the connection now.
 
         Returns:
             The size in bytes; 0 if the peer accepts no datagrams.
@@ -221,9 +231,13 @@ class WebTransportProtocol:
         remote = self.quic._remote_max_datagram_frame_size
         if not remote:
             return 0
-        packet = self.quic._max_datagram_size - len(self.quic._peer_cid.cid) - _PACKET_OVERHEAD
-        frame = remote - 1 - size_uint_var(remote)
-        return max(0, min(packet, frame) - 8)
+        header = 1 + len(self.quic._peer_cid.cid) + PACKET_NUMBER_SEND_SIZE
+        frame = min(self.quic._max_datagram_size - header - _AEAD_TAG_SIZE, remote)
+        # A DATAGRAM frame is a type byte, the payload length as a varint, the payload.
+        payload = max(min(frame - 1 - size, limit) for size, limit in _VARINT_LIMITS)
+        if session_id is None:
+            session_id = max(self._sessions, default=0)
+        return max(0, payload - size_uint_var(session_id // 4))
 
     def stream_buffered(self, stream_id: int) -> int:
         """Return the bytes of a stream that are queued or sent but not yet acknowledged.
@@ -251,11 +265,7 @@ class WebTransportProtocol:
             The resulting events, in order.
         """
         out: list[events.Event] = []
-        if isinstance(event, quic_events.StreamReset):
-            self._stream_reset(event.stream_id, event.error_code, out)
-        elif isinstance(event, quic_events.StopSendingReceived):
-            self._stop_sending(event.stream_id, event.error_code, out)
-        elif isinstance(event, quic_events.ConnectionTerminated):
+        if isinstance(event, quic_events.ConnectionTerminated):
             for session_id in list(self._sessions):
                 self._end(
                     session_id,
@@ -267,7 +277,14 @@ class WebTransportProtocol:
                 )
             self._streams.clear()
             return out
-        for h3_event in self.h3.handle_event(event):
+        # aioquic first: once a stream is released here, aioquic would take a reset of it
+        # for an aborted request and reset our side of it too.
+        h3_events = self.h3.handle_event(event)
+        if isinstance(event, quic_events.StreamReset):
+            self._stream_reset(event.stream_id, event.error_code, out)
+        elif isinstance(event, quic_events.StopSendingReceived):
+            self._stop_sending(event.stream_id, event.error_code, out)
+        for h3_event in h3_events:
             if isinstance(h3_event, WebTransportStreamDataReceived):
                 self._stream_data(h3_event, out)
             elif isinstance(h3_event, H3DatagramReceived):
@@ -292,6 +309,8 @@ class WebTransportProtocol:
             if session is None or session.state is not SessionState.REQUESTED:
                 return
             status = int(_header(headers, b":status") or b"0")
+            if 100 <= status < 200:
+                return  # an interim response: the final one follows
             if 200 <= status < 300 and not event.stream_ended:
                 self._move(session, Trigger.PEER_ACCEPTED)
                 out.append(events.SessionEstablished(session_id=stream_id, headers=headers))
@@ -333,28 +352,30 @@ class WebTransportProtocol:
         try:
             capsules = session.parser.feed(event.data) if event.data else []
             for capsule in capsules:
-                if capsule.type == CLOSE_WEBTRANSPORT_SESSION:
-                    code, reason = decode_close(capsule.data)
-                    self._end(session.session_id, Trigger.CLOSE_CAPSULE, code, reason, True, out)
-                    return
                 if capsule.type == DRAIN_WEBTRANSPORT_SESSION:
                     out.append(events.DrainRequested(session_id=session.session_id))
+                    continue
+                # The parser returns known types only: this is CLOSE_WEBTRANSPORT_SESSION.
+                code, reason = decode_close(capsule.data)
+                self._end(session.session_id, Trigger.CLOSE_CAPSULE, code, reason, True, out)
+                return
             if event.stream_ended:
                 session.parser.eof()
         except CapsuleError as exc:
             if session.state is SessionState.OPEN:
                 self._send_close(session.session_id, CloseCode.PROTOCOL_ERROR, str(exc))
-                self.quic.stop_stream(session.session_id, _H3_MESSAGE_ERROR)
-                self._end(
-                    session.session_id,
-                    Trigger.PROTOCOL_ERROR,
-                    CloseCode.PROTOCOL_ERROR,
-                    str(exc),
-                    False,
-                    out,
-                )
             else:
-                self._end(session.session_id, Trigger.RESET, CloseCode.ABNORMAL, "", True, out)
+                # Only a server sees data on a requested session: answer the request.
+                self._respond(session.session_id, 400, end_stream=True)
+            self.quic.stop_stream(session.session_id, _H3_MESSAGE_ERROR)
+            self._end(
+                session.session_id,
+                Trigger.PROTOCOL_ERROR,
+                CloseCode.PROTOCOL_ERROR,
+                str(exc),
+                False,
+                out,
+            )
             return
         if event.stream_ended:
             self._end(session.session_id, Trigger.FIN, CloseCode.NORMAL, "", True, out)
@@ -383,8 +404,6 @@ class WebTransportProtocol:
                     is_unidirectional=unidirectional,
                 )
             )
-        if not stream.can_receive:
-            return
         if event.stream_ended:
             stream.can_receive = False
         if not (stream.orphan or stream.stopped):
@@ -433,15 +452,16 @@ class WebTransportProtocol:
         stream = self._streams.get(stream_id)
         if stream is None or not stream.can_send:
             return
-        stream.can_send = False  # aioquic has already reset the sending side
-        if not stream.orphan:
-            out.append(
-                events.StopSendingReceived(
-                    session_id=stream.session_id,
-                    stream_id=stream_id,
-                    code=from_http3_error(error_code),
-                )
+        # aioquic has already reset the sending side. An orphan cannot get here: its
+        # sending side was reset when its session went.
+        stream.can_send = False
+        out.append(
+            events.StopSendingReceived(
+                session_id=stream.session_id,
+                stream_id=stream_id,
+                code=from_http3_error(error_code),
             )
+        )
         self._maybe_release_stream(stream_id, stream)
 
     # -- commands: sessions --------------------------------------------------------------
@@ -670,8 +690,8 @@ class WebTransportProtocol:
 
     def _send_close(self, session_id: int, code: int, reason: str) -> None:
         h3_stream = self.h3._stream.get(session_id)
-        if h3_stream is not None and h3_stream.sending_ended:
-            return
+        if h3_stream is None or h3_stream.sending_ended:
+            return  # our side of the CONNECT stream is finished (aioquic forgets it when both are)
         self.h3.send_data(session_id, encode_close(code, reason), end_stream=True)
 
     def _end(
@@ -687,8 +707,8 @@ class WebTransportProtocol:
         was_open = session.state is SessionState.OPEN
         if trigger in (Trigger.CLOSE_CAPSULE, Trigger.FIN) and was_open:
             self._send_close(session_id, code, "")  # answer with FIN (and echo the code)
-        if trigger is Trigger.FIN and not was_open and not self.is_client:
-            self._respond(session_id, 400, end_stream=True)
+        if trigger in (Trigger.CLOSE_CAPSULE, Trigger.FIN) and not was_open and not self.is_client:
+            self._respond(session_id, 400, end_stream=True)  # the request was withdrawn
         self._move(session, trigger)
         self._release(session)
         out.append(
@@ -700,9 +720,7 @@ class WebTransportProtocol:
         del self._sessions[session.session_id]
         gone = WTErrorCode.SESSION_GONE
         for stream_id in session.streams:
-            stream = self._streams.get(stream_id)
-            if stream is None:
-                continue
+            stream = self._streams[stream_id]  # a session's streams are all held
             if stream.can_send:
                 self.quic.reset_stream(stream_id, gone)
                 stream.can_send = False
