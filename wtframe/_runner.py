@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from . import _eager
 from .codecs import JSON, Codec
 from .codes import CloseCode, StreamErrorCode
 from .exceptions import (
@@ -73,6 +74,7 @@ class SessionRunner:
         self._datagram_hook: Callable[[Any], Any] = self.session.on_datagram
         self._datagram_is_async = inspect.iscoroutinefunction(self._datagram_hook)
         self.closed_event = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
 
     @property
     def closed(self) -> bool:
@@ -173,11 +175,12 @@ class SessionRunner:
     # -- tasks -------------------------------------------------------------------------------
 
     def spawn(self, coro: Coroutine[Any, Any, None], *, track: bool = True) -> None:
-        """Run `coro` as a task; tracked tasks are cancelled when the session ends."""
-        task = asyncio.get_running_loop().create_task(coro)
-        tasks = self.tasks if track else self.connection.background_tasks
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        """Run `coro` now, as a task if it suspends; tracked tasks end with the session."""
+        task = _eager.start(self._loop, coro)
+        if task is not None:
+            tasks = self.tasks if track else self.connection.background_tasks
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
 
     async def _guard(self, coro: Coroutine[Any, Any, None]) -> None:
         try:
