@@ -54,17 +54,41 @@ DATAGRAM_QUEUE_DEFAULT = 1024
 class _ClientConnection(WebTransportConnection):
     def __init__(self, quic: QuicConnection, **kwargs: Any) -> None:
         super().__init__(quic, **kwargs)
-        self.answers: dict[int, asyncio.Future[events.Event]] = {}
+        self.answers: dict[int, tuple[asyncio.Future[ClientSession], int]] = {}
+        self.authority = ""
 
     def session_answered(self, event: events.SessionEstablished | events.SessionRefused) -> None:
-        waiter = self.answers.pop(event.session_id, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(event)
+        waiting = self.answers.pop(event.session_id, None)
+        if waiting is None or waiting[0].done():
+            return
+        waiter, max_queued_datagrams = waiting
+        if isinstance(event, events.SessionRefused):
+            message = f"server refused the session with status {event.status}"
+            waiter.set_exception(HandshakeError(message, event.status, event.headers))
+            return
+        # Register at once: the server's first streams may arrive in the same packet.
+        session = ClientSession(self, event.session_id, event.headers, max_queued_datagrams)
+        self.links[event.session_id] = session
+        waiter.set_result(session)
+
+    def transmit(self) -> None:
+        """Send what is queued, unless the UDP transport is gone."""
+        if self._transport is None or self._transport.is_closing():
+            return
+        super().transmit()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The UDP transport closed: stop the timers and end every session."""
+        super().connection_lost(exc)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._closed.set()
 
     def quic_event_received(self, event: QuicEvent) -> None:
         super().quic_event_received(event)
         if isinstance(event, ConnectionTerminated):
-            for waiter in self.answers.values():
+            for waiter, _ in self.answers.values():
                 if not waiter.done():
                     waiter.set_exception(HandshakeError("connection closed during the handshake"))
 
@@ -175,6 +199,44 @@ class ClientSession:
         self._check_open()
         return self._connection.open_stream(self.session_id, self, unidirectional=True)
 
+    async def open_session(
+        self,
+        path: str,
+        *,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        timeout: float = 10.0,
+    ) -> ClientSession:
+        """Open another session to the same server on this session's QUIC connection.
+
+        Browsers pool sessions this way. Closing the new session leaves the connection
+        open; closing the session that opened the connection closes it, and every session
+        on it ends with `CloseCode.ABNORMAL`.
+
+        Args:
+            path: The path, query string allowed.
+            headers: Extra request headers.
+            timeout: Seconds to wait for the server's answer.
+
+        Returns:
+            The new session.
+
+        Raises:
+            HandshakeError: If the server refuses (its `status` and `headers` are kept).
+        """
+        self._check_open()
+        connection = self._connection
+        authority = connection.authority
+        items = headers.items() if isinstance(headers, Mapping) else (headers or [])
+        extra = [(k.lower().encode(), v.encode()) for k, v in items]
+        waiter: asyncio.Future[ClientSession] = asyncio.get_running_loop().create_future()
+        session_id = connection.wt.request_session(authority, path, extra)
+        connection.answers[session_id] = (waiter, self._datagrams.maxlen or 0)
+        connection.transmit()
+        try:
+            return await asyncio.wait_for(waiter, timeout)
+        except asyncio.TimeoutError:
+            raise HandshakeError(f"no answer for {path} after {timeout} s") from None
+
     async def drain(self) -> None:
         """Ask the server to wind the session down (DRAIN capsule)."""
         self._check_open()
@@ -189,6 +251,7 @@ class ClientSession:
         """
         if not self.is_closed:
             self._connection.close_session(self.session_id, code, reason)
+            self._connection.transmit()  # the capsule must leave before CONNECTION_CLOSE
         await self._shutdown()
 
     # -- receiving ---------------------------------------------------------------------
@@ -416,19 +479,12 @@ class connect:  # noqa: N801 - used like a function, as websockets.connect is
         return connection
 
     async def _request(self, connection: _ClientConnection) -> ClientSession:
-        waiter: asyncio.Future[events.Event] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[ClientSession] = asyncio.get_running_loop().create_future()
+        connection.authority = self.authority
         session_id = connection.wt.request_session(self.authority, self.path, self.headers)
-        connection.answers[session_id] = waiter
+        connection.answers[session_id] = (waiter, self.max_queued_datagrams)
         connection.transmit()
-        answer = await waiter
-        if isinstance(answer, events.SessionRefused):
-            raise HandshakeError(
-                f"server refused the session with status {answer.status}", answer.status
-            )
-        assert isinstance(answer, events.SessionEstablished)
-        session = ClientSession(connection, session_id, answer.headers, self.max_queued_datagrams)
-        connection.links[session_id] = session
-        return session
+        return await waiter
 
     def __await__(self) -> Generator[Any, None, ClientSession]:
         return self._open().__await__()

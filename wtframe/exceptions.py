@@ -97,11 +97,18 @@ class HandshakeError(WTFrameError, ConnectionError):
 
     Attributes:
         status: The HTTP status the server answered with, if it answered.
+        headers: The headers of the server's refusal, if it answered.
     """
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = list(headers or [])
 
 
 class ProtocolError(WTFrameError):

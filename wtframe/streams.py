@@ -140,6 +140,8 @@ class ReceiveStream(_StreamBase, MessageReader):
             return b""
         while not self._size and not self._eof:
             await self._wait_data()
+        if not self._size and self._recv_error is not None:
+            raise self._recv_error
         return self._take(min(n, self._size))
 
     async def readexactly(self, n: int) -> bytes:
