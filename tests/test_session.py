@@ -327,3 +327,65 @@ async def test_sessions_on_one_connection_are_isolated() -> None:
         assert not first.is_closed and not server_first.is_closed
         assert await echo(first, b"still") == b"still"
         assert [r.session for r in client.server.runners] == [server_first]
+
+
+# -- accept() and create_task() ---------------------------------------------------------------
+
+
+class Greeter(Session):
+    """Accepts early, greets on a server stream, then keeps a ticker task going."""
+
+    ticks: ClassVar[list[int]] = []
+
+    async def on_connect(self) -> None:
+        await self.accept()
+        await self.accept()  # twice does nothing
+        stream = await self.open_uni_stream()
+        await stream.write_message(b"hello from on_connect")
+        self.create_task(self._tick())
+
+    async def _tick(self) -> None:
+        n = 0
+        while True:
+            n += 1
+            type(self).ticks.append(n)
+            await asyncio.sleep(0.01)
+
+
+async def test_accept_inside_on_connect_lets_it_talk_first() -> None:
+    app = App()
+    app.add_session("/g", Greeter)
+    async with TestClient(app) as client:
+        async with client.connect("/g") as session:
+            stream = await asyncio.wait_for(session.accept_stream(), WAIT)
+            assert await asyncio.wait_for(stream.read(), WAIT) == b"hello from on_connect"
+            await asyncio.sleep(0.05)
+        runner_tasks = [t for r in client.server.runners for t in r.tasks]
+        await asyncio.sleep(0.05)
+        count = len(Greeter.ticks)
+        await asyncio.sleep(0.05)
+        assert count > 0
+        assert len(Greeter.ticks) == count  # the ticker stopped with the session
+        assert all(t.done() for t in runner_tasks)
+
+
+class Crashy(Session):
+    async def on_connect(self) -> None:
+        await self.accept()
+        self.create_task(self._boom())
+
+    async def _boom(self) -> None:
+        await asyncio.sleep(0.01)
+        raise RuntimeError("task exploded")
+
+
+async def test_a_failing_session_task_closes_the_session_with_1011(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = App()
+    app.add_session("/c", Crashy)
+    async with TestClient(app) as client, client.connect("/c") as session:
+        with caplog.at_level(logging.ERROR, logger="wtframe"):
+            code, _ = await asyncio.wait_for(session.wait_closed(), WAIT)
+        assert code == CloseCode.INTERNAL_ERROR
+    assert "task exploded" in caplog.text

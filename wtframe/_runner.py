@@ -174,6 +174,16 @@ class SessionRunner:
 
     # -- tasks -------------------------------------------------------------------------------
 
+    def create_task(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run `coro` as a task of the session: cancelled when it ends, failures close it."""
+        if self.state == _CLOSED:
+            coro.close()
+            raise SessionClosed(self.close_code or 0, self.close_reason or "")
+        task = self._loop.create_task(self._guard(coro))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
     def spawn(self, coro: Coroutine[Any, Any, None], *, track: bool = True) -> None:
         """Run `coro` now, as a task if it suspends; tracked tasks end with the session."""
         task = _eager.start(self._loop, coro)
@@ -182,7 +192,7 @@ class SessionRunner:
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
-    async def _guard(self, coro: Coroutine[Any, Any, None]) -> None:
+    async def _guard(self, coro: Coroutine[Any, Any, Any]) -> None:
         try:
             await coro
         except (SessionClosed, asyncio.CancelledError):
@@ -192,6 +202,9 @@ class SessionRunner:
 
     def _hook_failed(self, hook: str) -> None:
         logger.exception("%s of %r raised; closing the session", hook, self.session)
+        self._close_failed()
+
+    def _close_failed(self) -> None:
         if self.state == _OPEN:
             self.connection.close_session(
                 self.session_id, CloseCode.INTERNAL_ERROR, "internal server error"
@@ -200,16 +213,27 @@ class SessionRunner:
     async def _connect(self) -> None:
         try:
             await self.session.on_connect()
-        except Reject as exc:
-            logger.info("session %r rejected: %s", self.session.request, exc)
-            self._reject(exc.status, [(k.encode(), v.encode()) for k, v in exc.headers])
-            return
         except asyncio.CancelledError:
             return
-        except Exception:
-            logger.exception("on_connect of %r raised; answering 500", self.session)
-            self._reject(500, [])
+        except Reject as exc:
+            if self.state == _CONNECTING:
+                logger.info("session %r rejected: %s", self.session.request, exc)
+                self._reject(exc.status, [(k.encode(), v.encode()) for k, v in exc.headers])
+            else:
+                logger.error("%r raised Reject after accept(); closing it", self.session)
+                self._close_failed()
             return
+        except Exception:
+            if self.state == _CONNECTING:
+                logger.exception("on_connect of %r raised; answering 500", self.session)
+                self._reject(500, [])
+            else:
+                self._hook_failed("on_connect")
+            return
+        self.accept()
+
+    def accept(self) -> None:
+        """Accept the session now (once), and hand it the streams that were waiting."""
         if self.state != _CONNECTING:
             return
         self.connection.accept_session(self.session_id)

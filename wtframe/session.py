@@ -25,7 +25,9 @@ peer's reset or stop is the peer's business and ends the stream quietly.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .codecs import Codec
@@ -72,6 +74,9 @@ class Session:
 
     async def on_connect(self) -> None:
         """Decide whether to accept the session; returning accepts it.
+
+        To start talking before `on_connect` returns (open a stream, send a datagram),
+        call `await self.accept()` first.
 
         Raises:
             Reject: To refuse the session with an HTTP status (the page's `ready` fails).
@@ -190,6 +195,32 @@ class Session:
             The decoded answer.
         """
         return await request_on_stream(self.open_stream, message, response_type)
+
+    async def accept(self) -> None:
+        """Accept the session now, from inside `on_connect`.
+
+        Returning from `on_connect` accepts the session anyway; call this when
+        `on_connect` has more to do once the session is open. Accepting twice does nothing.
+        """
+        self._runner.accept()
+
+    def create_task(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run a coroutine alongside the session's hooks, for as long as the session lives.
+
+        The task is cancelled when the session ends, and an exception escaping it closes
+        the session like one escaping a hook. Use it instead of `asyncio.create_task`, so
+        no task outlives its session.
+
+        Args:
+            coro: The coroutine.
+
+        Returns:
+            The task.
+
+        Raises:
+            SessionClosed: If the session has ended (the coroutine is closed unstarted).
+        """
+        return self._runner.create_task(coro)
 
     async def open_stream(self) -> Stream:
         """Open a bidirectional stream to the peer.

@@ -49,8 +49,6 @@ Protocol, at the route `/clicker`:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import math
 from typing import TYPE_CHECKING, ClassVar
@@ -59,9 +57,7 @@ from wtframe import (
     App,
     MessageTooLarge,
     ReceiveStream,
-    SendStream,
     Session,
-    SessionClosed,
     Stream,
 )
 from wtframe.codes import StreamErrorCode
@@ -128,23 +124,13 @@ class ClickerSession(Session):
     """This session's click allowance."""
     board: BoardSender
     """This session's leaderboard sender."""
-    _board_task: asyncio.Task[None] | None = None
 
     async def on_connect(self) -> None:
-        """Accept the session and start its leaderboard sender."""
+        """Accept the session, then start its leaderboard sender on a server stream."""
         self.bucket = TokenBucket(self.clicker.rate, self.clicker.burst)
-        self.board = BoardSender(self._open_board_stream)
-        board_run = self.board.run(self.clicker.leaderboard)
-        self._board_task = asyncio.get_running_loop().create_task(board_run)
-
-    async def _open_board_stream(self) -> SendStream:
-        while True:
-            try:
-                return await self.open_uni_stream()
-            except SessionClosed:
-                if self.is_closed:
-                    raise
-                await asyncio.sleep(0)  # on_connect has not returned yet: not accepted
+        await self.accept()
+        self.board = BoardSender(self.open_uni_stream)
+        self.create_task(self.board.run(self.clicker.leaderboard))  # ends with the session
 
     async def on_stream(self, stream: ReceiveStream) -> None:
         """Answer the one request on a bidirectional stream; refuse unidirectional ones.
@@ -201,19 +187,6 @@ class ClickerSession(Session):
             logger.exception("the score store failed")
             return ErrorReply(code="unavailable", message="the score could not be saved")
         return ScoreReply(username=name, score=score)
-
-    async def on_close(self, code: int, reason: str) -> None:
-        """Stop the leaderboard sender.
-
-        Args:
-            code: The close code.
-            reason: The close reason.
-        """
-        task, self._board_task = self._board_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 def create_app(
