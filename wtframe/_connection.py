@@ -53,6 +53,7 @@ class WebTransportConnection(QuicConnectionProtocol):
         self._stream_sessions: dict[int, int] = {}
         self._session_streams: dict[int, set[_StreamBase]] = {}
         self._blocked_writers: set[SendStream] = set()
+        self._opened: list[tuple[int, SessionLink, ReceiveStream]] = []
         self.background_tasks: set[asyncio.Task[None]] = set()
         """Tasks that outlive their session (`on_close`), kept here so they are not lost."""
 
@@ -70,6 +71,13 @@ class WebTransportConnection(QuicConnectionProtocol):
         """Feed a QUIC event to the protocol and dispatch what it reports."""
         for wt_event in self.wt.handle_event(event):
             self._dispatch(wt_event)
+        if self._opened:
+            # New streams reach their handlers once the data that came with them is
+            # buffered, so a handler usually finds its input ready and never waits.
+            opened, self._opened = self._opened, []
+            for session_id, link, stream in opened:
+                if self.links.get(session_id) is link:  # unless the session ended meanwhile
+                    link.stream_opened(stream)
 
     def _dispatch(self, event: events.Event) -> None:
         if isinstance(event, events.StreamDataReceived):
@@ -113,7 +121,7 @@ class WebTransportConnection(QuicConnectionProtocol):
         stream = cls(self, event.stream_id, link.session)
         stream.max_message_size = link.session.max_message_size
         self._add_stream(event.session_id, stream)
-        link.stream_opened(stream)
+        self._opened.append((event.session_id, link, stream))
 
     def _add_stream(self, session_id: int, stream: _StreamBase) -> None:
         self._streams[stream.stream_id] = stream
