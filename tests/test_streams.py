@@ -470,3 +470,31 @@ async def test_many_sequential_streams_leave_bounded_state() -> None:
     for server_state, client_state in samples:
         assert max(server_state) <= 8, samples
         assert max(client_state) <= 8, samples
+
+
+async def test_reply_carries_the_ack_in_one_packet() -> None:
+    """A request answered at once costs the server one packet out, not reply + lone ACK."""
+    async with TestClient(echo_app) as client, client.connect("/echo") as session:
+        connection = client.server.runners[0].connection
+        sent = 0
+        transport = connection._transport
+        assert transport is not None
+        original = transport.sendto
+
+        def counting_sendto(data: bytes, addr: object = None) -> None:
+            nonlocal sent
+            sent += 1
+            original(data, addr)
+
+        transport.sendto = counting_sendto  # type: ignore[method-assign]
+        try:
+            for _ in range(20):
+                stream = await session.open_stream()
+                await stream.write(b"ping")
+                await stream.close()
+                assert await asyncio.wait_for(stream.read(), WAIT) == b"ping"
+            await asyncio.sleep(0.05)
+        finally:
+            transport.sendto = original  # type: ignore[method-assign]
+        # aioquic alone sends the reply, then the delayed ACK on its own: 40 packets.
+        assert sent <= 25, sent

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
+from aioquic import tls
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.quic.connection import NetworkAddress, QuicConnection
 from aioquic.quic.events import QuicEvent
@@ -53,6 +54,7 @@ class WebTransportConnection(QuicConnectionProtocol):
         self._stream_sessions: dict[int, int] = {}
         self._session_streams: dict[int, set[_StreamBase]] = {}
         self._blocked_writers: set[SendStream] = set()
+        self._ack_with_reply = False
         self._opened: list[tuple[int, SessionLink, ReceiveStream]] = []
         self.background_tasks: set[asyncio.Task[None]] = set()
         """Tasks that outlive their session (`on_close`), kept here so they are not lost."""
@@ -147,20 +149,20 @@ class WebTransportConnection(QuicConnectionProtocol):
     ) -> None:
         """Accept a requested session."""
         self.wt.accept(session_id, headers)
-        self._transmit_soon()
+        self._reply_soon()
 
     def reject_session(
         self, session_id: int, status: int, headers: list[tuple[bytes, bytes]] | None = None
     ) -> None:
         """Refuse a requested session; its link hears `session_ended` at once."""
         self.wt.reject(session_id, status, headers)
-        self._transmit_soon()
+        self._reply_soon()
         self._session_ended(session_id, 0, f"rejected with status {status}", False)
 
     def send_datagram(self, session_id: int, data: bytes) -> None:
         """Queue a datagram for a session and schedule transmission."""
         self.wt.send_datagram(session_id, data)
-        self._transmit_soon()
+        self._reply_soon()
 
     def open_stream(self, session_id: int, link: SessionLink, unidirectional: bool) -> SendStream:
         """Open a stream in a session."""
@@ -174,12 +176,12 @@ class WebTransportConnection(QuicConnectionProtocol):
     def drain_session(self, session_id: int) -> None:
         """Send DRAIN_WEBTRANSPORT_SESSION."""
         self.wt.drain_session(session_id)
-        self._transmit_soon()
+        self._reply_soon()
 
     def close_session(self, session_id: int, code: int, reason: str) -> None:
         """Close a session from our side; its link hears `session_ended` at once."""
         self.wt.close_session(session_id, code, reason)
-        self._transmit_soon()
+        self._reply_soon()
         self._session_ended(session_id, code, reason, False)
 
     def _session_ended(self, session_id: int, code: int, reason: str, by_peer: bool) -> None:
@@ -199,17 +201,17 @@ class WebTransportConnection(QuicConnectionProtocol):
     def stream_send(self, stream_id: int, data: bytes, end_stream: bool) -> None:
         """Queue stream data."""
         self.wt.send_stream_data(stream_id, data, end_stream)
-        self._transmit_soon()
+        self._reply_soon()
 
     def stream_reset(self, stream_id: int, code: int) -> None:
         """Reset the sending side of a stream."""
         self.wt.reset_stream(stream_id, code)
-        self._transmit_soon()
+        self._reply_soon()
 
     def stream_stop(self, stream_id: int, code: int) -> None:
         """Stop the receiving side of a stream."""
         self.wt.stop_stream(stream_id, code)
-        self._transmit_soon()
+        self._reply_soon()
 
     def stream_buffered(self, stream_id: int) -> int:
         """Unacknowledged bytes of a stream."""
@@ -231,6 +233,27 @@ class WebTransportConnection(QuicConnectionProtocol):
             if self.wt.stream_buffered(stream.stream_id) <= stream.high_water:
                 self._blocked_writers.discard(stream)
                 stream._wake_writer()
+
+    # -- transmission ----------------------------------------------------------------------
+
+    def _reply_soon(self) -> None:
+        """Schedule a transmission that carries what was just queued, and the pending ACK."""
+        self._ack_with_reply = True
+        self._transmit_soon()
+
+    def transmit(self) -> None:
+        """Send what is queued; an ACK that is due soon rides along with queued data.
+
+        aioquic delays ACKs by a millisecond, so a reply written right after a request
+        would leave alone and the ACK a moment later in a packet of its own. Sending the
+        ACK with the reply halves the packets of request/response traffic.
+        """
+        if self._ack_with_reply:
+            self._ack_with_reply = False
+            space = self._quic._spaces.get(tls.Epoch.ONE_RTT)
+            if space is not None and space.ack_at is not None:
+                space.ack_at = min(space.ack_at, self._loop.time())
+        super().transmit()
 
     # -- connection end --------------------------------------------------------------------
 
