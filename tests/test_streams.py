@@ -481,7 +481,7 @@ async def test_reply_carries_the_ack_in_one_packet() -> None:
         assert transport is not None
         original = transport.sendto
 
-        def counting_sendto(data: bytes, addr: object = None) -> None:
+        def counting_sendto(data: Any, addr: Any = None) -> None:
             nonlocal sent
             sent += 1
             original(data, addr)
