@@ -363,7 +363,10 @@ export class Session {
           source.reader.read().then((result) => ({ source, result })),
         );
       }
-      const { source, result } = await Promise.race(live.map((s) => s.pending));
+      const waited = live.map((s) => s.pending);
+      const { source, result } = await Promise.race(waited);
+      // Another loop over incomingStreams() may have taken this result already.
+      if (source.pending !== waited[live.indexOf(source)]) continue;
       source.pending = null;
       if (result.done) {
         source.done = true;
@@ -398,6 +401,8 @@ export class MessageStream {
     this._queue = [];
     this._next = 0;
     this._ended = false;
+    this._error = null; // a framing error: every later receive() throws it again
+    this._receiving = Promise.resolve(); // receive() calls run one after another
   }
 
   /** Whether this side can send on the stream. */
@@ -411,27 +416,36 @@ export class MessageStream {
     await this._writer.write(encodeFrame(encodeJSON(obj)));
   }
 
-  /** Return the next message, or undefined once the peer has finished the stream. */
-  async receive() {
+  /**
+   * Return the next message, or undefined once the peer has finished the stream.
+   *
+   * Calls made before earlier ones have settled get the messages in call order.
+   */
+  receive() {
+    const next = this._receiving.then(() => this._receiveNext());
+    this._receiving = next.catch(() => {});
+    return next;
+  }
+
+  async _receiveNext() {
     while (this._next >= this._queue.length) {
+      if (this._error !== null) throw this._error;
       if (this._ended) return undefined;
       this._reader ??= this._readable.getReader();
       const { value, done } = await this._reader.read();
-      if (done) {
-        this._ended = true;
-        this._decoder.eof();
-        return undefined;
-      }
-      let frames;
       try {
-        frames = this._decoder.feed(value);
+        if (done) {
+          this._ended = true;
+          this._decoder.eof();
+          return undefined;
+        }
+        this._queue = this._decoder.feed(value);
+        this._next = 0;
       } catch (error) {
-        this._ended = true;
-        quiet(this._reader.cancel(error));
+        this._error = error;
+        if (!done) quiet(this._reader.cancel(error));
         throw error;
       }
-      this._queue = frames;
-      this._next = 0;
     }
     const payload = this._queue[this._next];
     this._queue[this._next++] = undefined;
