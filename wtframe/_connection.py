@@ -62,12 +62,23 @@ class WebTransportConnection(QuicConnectionProtocol):
     # -- incoming --------------------------------------------------------------------------
 
     def datagram_received(self, data: bytes | str, addr: NetworkAddress) -> None:
-        """Process a UDP datagram; transmission is deferred so handlers can reply first."""
+        """Process a UDP datagram, then send the replies its handlers wrote.
+
+        Handlers start eagerly, so most have replied by the time the events are processed:
+        those replies leave at once, with the ACK. Otherwise transmission waits one loop
+        iteration, so handlers woken by this datagram can add their replies first.
+        """
         self._quic.receive_datagram(data, addr, now=self._loop.time())  # type: ignore[arg-type]
         self._process_events()
         if self._blocked_writers:
             self._wake_writers()
-        self._transmit_soon()
+        if self._ack_with_reply:
+            pending = self._transmit_task
+            if pending is not None:
+                pending.cancel()
+            self.transmit()
+        else:
+            self._transmit_soon()
 
     def quic_event_received(self, event: QuicEvent) -> None:
         """Feed a QUIC event to the protocol and dispatch what it reports."""
