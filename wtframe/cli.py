@@ -180,6 +180,9 @@ def _run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if args.log_level.lower() != "debug":
+        # aioquic logs every handshake detail (and browsers' duplicate CRYPTO data) at INFO.
+        logging.getLogger("quic").setLevel(logging.WARNING)
     try:
         app = load_app(args.app)
     except AppLoadError as exc:
