@@ -217,3 +217,37 @@ test("close passes the code and reason", () => {
   new Session(transport).close({ code: 7, reason: "bye" });
   assert.deepEqual(transport.closeInfo, { closeCode: 7, reason: "bye" });
 });
+
+test("receive() calls made at once are answered in order, none lost", async () => {
+  const transport = new MemoryTransport();
+  const session = new Session(transport);
+  const stream = await session.openStream();
+  const frames = [1, 2, 3].map((n) => encodeFrame(utf8(String(n))));
+  const pending = [stream.receive(), stream.receive(), stream.receive(), stream.receive()];
+  writeAll(transport.server.streams[0].writable, [Buffer.concat(frames)]);
+  assert.deepEqual(await Promise.all(pending), [1, 2, 3, undefined]);
+});
+
+test("a framing error sticks: later receive() calls throw it again", async () => {
+  const transport = new MemoryTransport();
+  const session = new Session(transport);
+  const stream = await session.openStream({ maxMessageSize: 3 });
+  writeAll(transport.server.streams[0].writable, [new Uint8Array([0, 0, 0, 9])]);
+  await assert.rejects(stream.receive(), MessageTooLargeError);
+  await assert.rejects(stream.receive(), MessageTooLargeError);
+});
+
+test("two incomingStreams() loops never get the same stream", async () => {
+  const transport = new MemoryTransport();
+  const session = new Session(transport);
+  const first = session.incomingStreams()[Symbol.asyncIterator]();
+  const second = session.incomingStreams()[Symbol.asyncIterator]();
+  const a = first.next();
+  const b = second.next();
+  const one = new TransformStream();
+  const two = new TransformStream();
+  transport.server.uni.enqueue(one.readable);
+  transport.server.uni.enqueue(two.readable);
+  const [x, y] = await Promise.all([a, b]);
+  assert.notEqual(x.value, y.value);
+});
