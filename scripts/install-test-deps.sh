@@ -1,13 +1,29 @@
 #!/usr/bin/env bash
-# Install the system packages the browser tests need: Chromium and its WebDriver.
-# Safe to run repeatedly: it does nothing when both executables are already present.
+# Install the system packages the browser tests need: Chromium, its WebDriver, and Firefox ESR
+# (driven through Marionette, which is built into Firefox: no geckodriver is needed).
+# Safe to run repeatedly: it does nothing when every executable is already present.
 set -euo pipefail
 
 CHROMIUM=/usr/bin/chromium
 CHROMEDRIVER=/usr/bin/chromedriver
+FIREFOX=/usr/bin/firefox-esr
 
-if [[ -x "$CHROMIUM" && -x "$CHROMEDRIVER" ]]; then
-    echo "Chromium ($CHROMIUM) and chromedriver ($CHROMEDRIVER) are already installed."
+declare -A PACKAGE_OF=(
+    ["$CHROMIUM"]=chromium
+    ["$CHROMEDRIVER"]=chromium-driver
+    ["$FIREFOX"]=firefox-esr
+)
+
+missing=()
+for binary in "$CHROMIUM" "$CHROMEDRIVER" "$FIREFOX"; do
+    if [[ ! -x "$binary" ]]; then
+        echo "Missing: $binary"
+        missing+=("${PACKAGE_OF[$binary]}")
+    fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+    echo "Chromium, chromedriver and Firefox ESR are already installed."
     exit 0
 fi
 
@@ -21,14 +37,12 @@ if [[ "$(id -u)" -ne 0 ]]; then
     fi
 fi
 
-[[ -x "$CHROMIUM" ]] || echo "Missing: $CHROMIUM"
-[[ -x "$CHROMEDRIVER" ]] || echo "Missing: $CHROMEDRIVER"
 echo "Running: ${SUDO[*]:+${SUDO[*]} }apt-get update"
 "${SUDO[@]}" apt-get update
-echo "Running: ${SUDO[*]:+${SUDO[*]} }apt-get install -y chromium chromium-driver"
-"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver
+echo "Running: ${SUDO[*]:+${SUDO[*]} }apt-get install -y ${missing[*]}"
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
 
-for binary in "$CHROMIUM" "$CHROMEDRIVER"; do
+for binary in "$CHROMIUM" "$CHROMEDRIVER" "$FIREFOX"; do
     if [[ ! -x "$binary" ]]; then
         echo "error: $binary is still missing after the install" >&2
         exit 1
@@ -36,3 +50,4 @@ for binary in "$CHROMIUM" "$CHROMEDRIVER"; do
 done
 echo "Installed: $("$CHROMIUM" --version 2>/dev/null || echo chromium)"
 echo "Installed: $("$CHROMEDRIVER" --version 2>/dev/null || echo chromedriver)"
+echo "Installed: $("$FIREFOX" --version 2>/dev/null || echo firefox-esr)"

@@ -14,6 +14,9 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[test,docs,bench]"
 
+echo "test.sh: draft-15 interop client (Python >= 3.12 venv with pywebtransport)"
+bash scripts/interop-venv.sh
+
 echo "test.sh: ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -1,20 +1,16 @@
+"""The clicker example end to end: page, server, SQLite store and a server restart."""
+
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
-
-import pytest
-from selenium.common.exceptions import WebDriverException
-from selenium.webdriver.common.by import By
 
 from examples.clicker.app import PATH, create_app
 from examples.clicker.store import SQLiteStore
 from examples.clicker.web import PageConfig, PageServer, page_config
-from tests.support.browser import ChromiumDriver, run_in_thread
-from wtframe import serve
+from tests.support.browser import PageRunner, assert_server_idle, run_in_thread
+from wtframe import Server, serve
 from wtframe.certs import Certificate, generate_certificate
 
 __all__: list[str] = []
@@ -22,16 +18,16 @@ __all__: list[str] = []
 
 def clicker_server(
     database: Path, certificate: Certificate
-) -> Callable[[], AbstractAsyncContextManager[int]]:
-    """A clicker server on ::1 with a SQLite store; yields its port."""
+) -> Callable[[], AbstractAsyncContextManager[Server]]:
+    """A clicker server on `::` (dual-stack) with a SQLite store."""
 
     @asynccontextmanager
-    async def run() -> AsyncIterator[int]:
+    async def run() -> AsyncIterator[Server]:
         async with SQLiteStore(database) as store:
             app = create_app(store)
-            server = await serve(app, host="::1", port=0, certificate=certificate)
+            server = await serve(app, host="::", port=0, certificate=certificate)
             try:
-                yield server.port
+                yield server
             finally:
                 await server.shutdown(0.5)
                 await app.leaderboard.aclose()
@@ -39,92 +35,83 @@ def clicker_server(
     return run
 
 
-def wait_until(
-    driver: ChromiumDriver, check: Callable[[], bool], what: str, timeout: float = 20
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except WebDriverException:
-            pass
-        time.sleep(0.05)
-    get_log: Callable[[str], list[dict[str, Any]]] = driver.get_log
-    console = "\n".join(str(entry.get("message")) for entry in get_log("browser"))
-    body = driver.execute_script("return document.body ? document.body.innerText : '';")
-    raise AssertionError(f"timed out waiting for {what}\n--- console ---\n{console}\n{body}")
+def board(runner: PageRunner) -> list[str]:
+    items = runner.execute(
+        "return [...document.querySelectorAll('#leaderboard li')].map((li) => li.innerText);"
+    )
+    return [str(item) for item in items]
 
 
-def text(driver: ChromiumDriver, element_id: str) -> str:
-    value: Any = driver.find_element(By.ID, element_id).text
-    return str(value)
+def open_as(runner: PageRunner, url: str, name: str) -> None:
+    runner.open(url)
+    runner.wait_until(lambda: runner.text("status") == "connected", "the session")
+    runner.type("username", name, enter=True)  # Enter commits the name: the page sends hello
 
 
-def board(driver: ChromiumDriver) -> list[str]:
-    items: list[Any] = driver.find_elements(By.CSS_SELECTOR, "#leaderboard li")
-    return [str(item.text) for item in items]
-
-
-def open_as(driver: ChromiumDriver, url: str, name: str) -> None:
-    driver.get(url)
-    wait_until(driver, lambda: text(driver, "status") == "connected", "the session")
-    field = driver.find_element(By.ID, "username")
-    field.send_keys(name + "\n")  # Enter commits the name: the page sends hello
-
-
-@pytest.mark.browser
 def test_clicker_page_counts_shares_and_survives_a_restart(
-    browser: ChromiumDriver, tmp_path: Path
+    page_runner: PageRunner, tmp_path: Path
 ) -> None:
+    """Clicker: clicks count, two windows share the leaderboard, a restart loses nothing"""
+    runner = page_runner
     database = tmp_path / "clicker.db"
     certificate = generate_certificate()
     config: PageConfig = {"url": "", "certificateHash": certificate.fingerprint}
     clicks = 15
-    with PageServer(lambda: config, "::1", 0) as pages:
+    with PageServer(lambda: config, "::", 0) as pages:
         with run_in_thread(clicker_server(database, certificate)) as server:
-            config.update(page_config(server.value, certificate.fingerprint, PATH))
-            open_as(browser, pages.url(), "Ada Lovelace")
-            button = browser.find_element(By.ID, "click")
+            config.update(page_config(server.value.port, certificate.fingerprint, PATH))
+            open_as(runner, pages.url(), "Ada Lovelace")
             for _ in range(clicks):
-                button.click()
-            wait_until(browser, lambda: text(browser, "score") == str(clicks), "the score")
-            assert text(browser, "error") == ""
+                runner.click("click")
+            runner.wait_until(lambda: runner.text("score") == str(clicks), "the score")
+            assert runner.text("error") == ""
 
-            first_window = browser.current_window_handle
-            browser.switch_to.new_window("window")
-            try:
-                open_as(browser, pages.url(), "Grace")
-                wait_until(
-                    browser,
-                    lambda: f"Ada Lovelace — {clicks}" in board(browser),
+            with runner.new_window():
+                open_as(runner, pages.url(), "Grace")
+                runner.wait_until(
+                    lambda: f"Ada Lovelace — {clicks}" in board(runner),
                     "the first player on the second window's leaderboard",
                 )
-                assert text(browser, "score") == "0"
-            finally:
-                browser.close()
-                browser.switch_to.window(first_window)
+                assert runner.text("score") == "0"
 
         # The server is gone: the page notices, and keeps trying.
-        wait_until(browser, lambda: text(browser, "status") != "connected", "the disconnect")
-        assert text(browser, "score") == str(clicks)
+        runner.wait_until(lambda: runner.text("status") != "connected", "the disconnect")
+        assert runner.text("score") == str(clicks)
 
         with run_in_thread(clicker_server(database, certificate)) as server:
-            config.update(page_config(server.value, certificate.fingerprint, PATH))
-            wait_until(browser, lambda: text(browser, "status") == "connected", "the reconnect")
-            wait_until(
-                browser,
-                lambda: f"Ada Lovelace — {clicks}" in board(browser),
-                "the persisted leaderboard",
+            config.update(page_config(server.value.port, certificate.fingerprint, PATH))
+            runner.wait_until(lambda: runner.text("status") == "connected", "the reconnect")
+            runner.wait_until(
+                lambda: f"Ada Lovelace — {clicks}" in board(runner), "the persisted leaderboard"
             )
-            browser.find_element(By.ID, "click").click()
-            wait_until(browser, lambda: text(browser, "score") == str(clicks + 1), "a new click")
+            runner.click("click")
+            runner.wait_until(lambda: runner.text("score") == str(clicks + 1), "a new click")
 
             # A fresh page load shows the persisted score through hello alone.
-            open_as(browser, pages.url(), "Ada Lovelace")
-            wait_until(browser, lambda: text(browser, "score") == str(clicks + 1), "hello")
-            wait_until(
-                browser,
-                lambda: board(browser)[:1] == [f"Ada Lovelace — {clicks + 1}"],
+            open_as(runner, pages.url(), "Ada Lovelace")
+            runner.wait_until(lambda: runner.text("score") == str(clicks + 1), "hello")
+            runner.wait_until(
+                lambda: board(runner)[:1] == [f"Ada Lovelace — {clicks + 1}"],
                 "the leaderboard after a reload",
             )
+
+
+def test_clicker_sessions_end_with_their_pages(page_runner: PageRunner, tmp_path: Path) -> None:
+    """Clicker: closing a window or leaving the page ends its session (wtframe.js closes it)"""
+    runner = page_runner
+    certificate = generate_certificate()
+    config: PageConfig = {"url": "", "certificateHash": certificate.fingerprint}
+    with (
+        PageServer(lambda: config, "::", 0) as pages,
+        run_in_thread(clicker_server(tmp_path / "clicker.db", certificate)) as server,
+    ):
+        config.update(page_config(server.value.port, certificate.fingerprint, PATH))
+        open_as(runner, pages.url(), "Ada Lovelace")
+        with runner.new_window():
+            open_as(runner, pages.url(), "Grace")
+            runner.wait_until(lambda: len(server.value.runners) == 2, "two sessions")
+        runner.wait_until(
+            lambda: len(server.value.runners) == 1, "the second window's end", timeout=5
+        )
+        runner.open("about:blank")
+        assert_server_idle(server, server.value)

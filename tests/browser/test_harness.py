@@ -1,8 +1,11 @@
+"""The browser test harness: page server, event loop thread, and one API for every browser."""
+
 from __future__ import annotations
 
 import asyncio
 import functools
 import socket
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable
@@ -24,7 +27,7 @@ from aioquic.h3.events import (
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import QuicEvent
 
-from tests.support.browser import ChromiumDriver, run_in_thread, run_page
+from tests.support.browser import LoopbackNamespace, PageRunner, run_in_thread
 from tests.support.pages import PageServer, script_page
 from wtframe.certs import Certificate, generate_certificate
 
@@ -139,37 +142,81 @@ def test_run_in_thread_reports_unhandled_loop_errors() -> None:
         handle.call(asyncio.sleep(0.01))
 
 
+# --- loopback-only network ---------------------------------------------------------------
+
+
+def test_browser_tests_see_only_loopback(loopback_network: LoopbackNamespace | None) -> None:
+    if loopback_network is None:
+        pytest.skip("this process may not make a network namespace (it needs root)")
+    seen: list[list[str]] = []
+
+    def interfaces() -> None:
+        seen.append([name for _, name in socket.if_nameindex()])
+
+    interfaces()
+    thread = threading.Thread(target=interfaces)
+    thread.start()
+    thread.join()
+    assert seen == [["lo"], ["lo"]]
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+        sock.bind(("::1", 0))  # loopback is up, IPv6 included
+
+
 # --- browser ------------------------------------------------------------------------------
 
 
-@pytest.mark.browser
-def test_run_page_returns_the_result(browser: ChromiumDriver, page_server: PageServer) -> None:
+def test_run_page_returns_the_result(page_runner: PageRunner, page_server: PageServer) -> None:
+    """`run(url)` returns what the page stored"""
     url = page_server.add(
         "index.html",
         script_page("await new Promise((r) => setTimeout(r, 50)); return { sum: 1 + 2 };"),
     )
-    assert run_page(browser, url) == {"sum": 3}
+    assert page_runner.run(url) == {"sum": 3}
 
 
-@pytest.mark.browser
 def test_script_page_reports_thrown_errors(
-    browser: ChromiumDriver, page_server: PageServer
+    page_runner: PageRunner, page_server: PageServer
 ) -> None:
+    """A page that throws reports the error"""
     url = page_server.add("index.html", script_page('throw new TypeError("boom");'))
-    assert run_page(browser, url) == {"error": "TypeError: boom"}
+    assert page_runner.run(url) == {"error": "TypeError: boom"}
 
 
-@pytest.mark.browser
 def test_run_page_timeout_shows_console_and_text(
-    browser: ChromiumDriver, page_server: PageServer
+    page_runner: PageRunner, page_server: PageServer
 ) -> None:
+    """A page that never finishes fails with its console and text"""
     page = '<p>visible words</p><script>console.log("console words");</script>'
     url = page_server.add("stuck.html", page)
     with pytest.raises(AssertionError) as failure:
-        run_page(browser, url, timeout=0.5)
+        page_runner.run(url, timeout=0.5)
     assert "window.__result" in str(failure.value)
     assert "console words" in str(failure.value)
     assert "visible words" in str(failure.value)
+
+
+def test_user_actions_and_windows(page_runner: PageRunner, page_server: PageServer) -> None:
+    """Typing, clicking and a second window work like a user's"""
+    page = """<!doctype html><meta charset="utf-8">
+<input id="name"><button id="go">go</button><p id="out"></p>
+<script>
+const out = document.getElementById("out");
+document.getElementById("go").addEventListener("click", () => { out.textContent += "click "; });
+document.getElementById("name").addEventListener("keydown", (event) => {
+  if (event.key === "Enter") out.textContent += `enter:${event.target.value} `;
+});
+</script>"""
+    url = page_server.add("actions.html", page)
+    page_runner.open(url)
+    page_runner.type("name", "Ada", enter=True)
+    page_runner.click("go")
+    page_runner.wait_until(lambda: page_runner.text("out") == "enter:Ada click", "the events")
+    with page_runner.new_window():
+        page_runner.open(url)
+        assert page_runner.text("out") == ""
+    assert page_runner.text("out") == "enter:Ada click"
+    with pytest.raises(AssertionError, match="never"):
+        page_runner.wait_until(lambda: False, "never", timeout=0.2)
 
 
 # --- WebTransport against plain aioquic ---------------------------------------------------
@@ -224,7 +271,7 @@ def echo_server(
         config.load_cert_chain(*cert.write(directory))
         paths: list[str] = []
         protocol = functools.partial(EchoProtocol, paths=paths)
-        server = await serve("::1", 0, configuration=config, create_protocol=protocol)
+        server = await serve("::", 0, configuration=config, create_protocol=protocol)
         try:
             assert server._transport is not None
             yield EchoServer(server._transport.get_extra_info("sockname")[1], paths)
@@ -272,25 +319,25 @@ return { wrong: wrongOutcome, right: "connected" };
 """
 
 
-@pytest.mark.browser
-def test_webtransport_echo_through_chromium(
-    browser: ChromiumDriver, page_server: PageServer, tmp_path: Path
+def test_webtransport_echo_against_plain_aioquic(
+    page_runner: PageRunner, page_server: PageServer, tmp_path: Path
 ) -> None:
+    """Datagram and stream echo against plain aioquic (no wtframe)"""
     cert = generate_certificate()
     with run_in_thread(echo_server(cert, tmp_path)) as server:
         target = f"https://localhost:{server.value.port}/echo"
         url = page_server.add(
             "echo.html", script_page(ECHO_BODY % {"connect": cert.js_snippet(target)})
         )
-        result = run_page(browser, url)
+        result = page_runner.run(url)
         assert result == {"datagram": "ping", "stream": "hello over a stream"}
         assert server.value.paths == ["/echo"]
 
 
-@pytest.mark.browser
 def test_certificate_pinning_is_enforced(
-    browser: ChromiumDriver, page_server: PageServer, tmp_path: Path
+    page_runner: PageRunner, page_server: PageServer, tmp_path: Path
 ) -> None:
+    """`serverCertificateHashes`: a wrong hash is refused, the right one accepted"""
     cert = generate_certificate()
     stranger = generate_certificate()
     with run_in_thread(echo_server(cert, tmp_path)) as server:
@@ -300,5 +347,5 @@ def test_certificate_pinning_is_enforced(
             "right": cert.js_snippet(target),
         }
         url = page_server.add("pinning.html", script_page(body))
-        assert run_page(browser, url) == {"wrong": "WebTransportError", "right": "connected"}
+        assert page_runner.run(url) == {"wrong": "WebTransportError", "right": "connected"}
         assert server.value.paths == ["/pinned"]

@@ -258,8 +258,15 @@ function quiet(promise) {
  * `certificateHash` (64 hex digits, or 32 bytes) pins a self-signed certificate through
  * `serverCertificateHashes`; `maxMessageSize` is the default limit for received stream
  * messages; every other option goes to the WebTransport constructor unchanged.
+ *
+ * The session is closed (code 0) when the page is left: Firefox otherwise keeps a session
+ * of a closed page open until the connection times out. Pass `closeOnPageHide: false` to
+ * manage that yourself.
  */
-export async function connect(url, { certificateHash, maxMessageSize, ...options } = {}) {
+export async function connect(
+  url,
+  { certificateHash, maxMessageSize, closeOnPageHide = true, ...options } = {},
+) {
   const init = { ...options };
   if (certificateHash !== undefined && certificateHash !== null) {
     init.serverCertificateHashes = [
@@ -269,6 +276,17 @@ export async function connect(url, { certificateHash, maxMessageSize, ...options
   const transport = new WebTransport(url, init);
   quiet(transport.closed);
   await transport.ready;
+  if (closeOnPageHide && typeof globalThis.addEventListener === "function") {
+    const onPageHide = () => {
+      try {
+        transport.close({ closeCode: 0, reason: "" });
+      } catch {
+        // already closed
+      }
+    };
+    globalThis.addEventListener("pagehide", onPageHide, { once: true });
+    quiet(transport.closed.finally(() => globalThis.removeEventListener("pagehide", onPageHide)));
+  }
   return new Session(transport, { maxMessageSize });
 }
 
