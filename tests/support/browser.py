@@ -90,7 +90,6 @@ __all__ = [
     "page_runner",
     "page_server",
     "pytest_collection_modifyitems",
-    "pytest_configure",
     "run_in_thread",
     "run_page",
 ]
@@ -826,7 +825,6 @@ def _missing(reason: str) -> None:
     if _in_ci():
         pytest.fail(f"{reason}; browser tests cannot be skipped when CI is set")
     pytest.skip(reason)
-
 
 
 _BROWSER_FIXTURES = frozenset(
