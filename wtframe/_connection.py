@@ -19,6 +19,7 @@ from aioquic.quic.events import QuicEvent
 
 from . import events
 from .exceptions import SessionClosed
+from .flowcontrol import FlowLimits
 from .protocol import WebTransportProtocol
 from .streams import ReceiveStream, SendStream, Stream, _StreamBase
 
@@ -46,9 +47,17 @@ class WebTransportConnection(QuicConnectionProtocol):
     Subclasses decide what happens to session requests (server) and answers (client).
     """
 
-    def __init__(self, quic: QuicConnection, *, max_sessions: int = 16, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        quic: QuicConnection,
+        *,
+        max_sessions: int = 16,
+        flow_limits: FlowLimits | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(quic, **kwargs)
-        self.wt = WebTransportProtocol(quic, max_sessions=max_sessions)
+        self.wt = WebTransportProtocol(quic, max_sessions=max_sessions, flow_limits=flow_limits)
+        self._credit_waiters: list[asyncio.Future[None]] = []
         self.links: dict[int, SessionLink] = {}
         self._streams: dict[int, _StreamBase] = {}
         self._stream_sessions: dict[int, int] = {}
@@ -72,6 +81,8 @@ class WebTransportConnection(QuicConnectionProtocol):
         self._process_events()
         if self._blocked_writers:
             self._wake_writers()
+        if self._credit_waiters:
+            self._wake_credit_waiters()
         if self._ack_with_reply:
             pending = self._transmit_task
             if pending is not None:
@@ -106,7 +117,8 @@ class WebTransportConnection(QuicConnectionProtocol):
         elif isinstance(event, events.StreamResetReceived):
             stream = self._streams.get(event.stream_id)
             if isinstance(stream, ReceiveStream):
-                stream._reset_by_peer(event.code or 0)
+                reliable = self.wt.reset_was_reliable(event.stream_id)
+                stream._reset_by_peer(event.code or 0, keep_data=reliable)
         elif isinstance(event, events.StopSendingReceived):
             stream = self._streams.get(event.stream_id)
             if isinstance(stream, SendStream):
@@ -204,6 +216,8 @@ class WebTransportConnection(QuicConnectionProtocol):
             if isinstance(stream, SendStream):
                 self._blocked_writers.discard(stream)
             stream._abort(exc)
+        if self._credit_waiters:
+            self._wake_credit_waiters()
         if link is not None:
             link.session_ended(code, reason, by_peer)
 
@@ -227,6 +241,33 @@ class WebTransportConnection(QuicConnectionProtocol):
     def stream_buffered(self, stream_id: int) -> int:
         """Unacknowledged bytes of a stream."""
         return self.wt.stream_buffered(stream_id)
+
+    def stream_consumed(self, stream_id: int, size: int) -> None:
+        """The application read (or dropped) bytes: flow control may grant the peer more."""
+        if self.wt.stream_consumed(stream_id, size):
+            self._transmit_soon()
+
+    async def wait_stream_credit(self, session_id: int, unidirectional: bool) -> None:
+        """Wait until the peer's stream limit lets the session open a stream of this kind.
+
+        Returns at once for sessions without flow control, and when the session ends (the
+        open then fails with `SessionClosed`).
+        """
+        while not self.wt.stream_credit(session_id, unidirectional):
+            self._transmit_soon()  # the WT_STREAMS_BLOCKED capsule
+            waiter = self._loop.create_future()
+            self._credit_waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._credit_waiters:
+                    self._credit_waiters.remove(waiter)
+
+    def _wake_credit_waiters(self) -> None:
+        waiters, self._credit_waiters = self._credit_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def stream_wait_writable(self, stream: SendStream) -> None:
         """Wake `stream`'s writer once acknowledgements bring it under its high-water mark."""

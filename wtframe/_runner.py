@@ -20,6 +20,7 @@ from .exceptions import (
     StreamError,
 )
 from .hooks import hook_types
+from .limits import HANDSHAKE_TIMEOUT_STATUS, Limits
 from .streams import ReceiveStream, SendStream
 
 if TYPE_CHECKING:
@@ -31,8 +32,11 @@ __all__ = ["MAX_PENDING_STREAMS", "SessionRunner", "logger"]
 
 logger = logging.getLogger("wtframe")
 
-MAX_PENDING_STREAMS = 16
-"""Streams a peer may open before its session is accepted; later ones are refused."""
+_DEFAULT_LIMITS = Limits()
+
+MAX_PENDING_STREAMS = _DEFAULT_LIMITS.max_pending_streams
+"""Streams a peer may open before its session is accepted, by default
+(`Limits.max_pending_streams`); later ones are refused."""
 
 _CONNECTING, _OPEN, _CLOSED = "connecting", "open", "closed"
 
@@ -45,6 +49,8 @@ class SessionRunner:
         session_id: The session id.
         session_cls: The route's `Session` subclass.
         request: The CONNECT request.
+        codec: The app's codec for sessions that set none.
+        limits: The limits the session is held to.
     """
 
     def __init__(
@@ -54,15 +60,30 @@ class SessionRunner:
         session_cls: type[Session],
         request: Request,
         codec: Codec[Any] | None = None,
+        limits: Limits = _DEFAULT_LIMITS,
     ) -> None:
         self.connection = connection
         self.session_id = session_id
+        self.limits = limits
         self.state = _CONNECTING
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self.draining = False
+        self.server_draining = False
+        """Whether the server started shutting down while the session was held."""
+        self.dropped_datagrams = 0
+        """Datagrams dropped because `max_datagram_tasks` handlers were waiting."""
         self.tasks: set[asyncio.Task[None]] = set()
         self._pending: list[ReceiveStream] = []
+        self._peer_streams: set[ReceiveStream] = set()
+        self._datagram_tasks = 0
+        self._activity = 0
+        self._idle_mark: tuple[int, int] | None = None
+        self._idle_periods = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._buffered = 0
+        self._accounted: dict[int, int] = {}
+        self._recount_at = _RECOUNT_MIN
         self.codec: Codec[Any] | None = session_cls.codec or codec
         """The codec for messages that are neither bytes nor text (`None`: JSON)."""
         hooks = hook_types(session_cls)
@@ -71,6 +92,8 @@ class SessionRunner:
         if self._datagram_codec is JSON and self.codec is not None:
             self._datagram_codec = self.codec
         self.session: Session = session_cls(request, self)
+        if not _sets_max_message_size(session_cls):
+            self.session.max_message_size = limits.max_message_size  # type: ignore[misc]
         self._datagram_hook: Callable[[Any], Any] = self.session.on_datagram
         self._datagram_is_async = inspect.iscoroutinefunction(self._datagram_hook)
         self.closed_event = asyncio.Event()
@@ -83,6 +106,9 @@ class SessionRunner:
 
     def start(self) -> None:
         """Run `on_connect`, then accept or reject the session."""
+        timeout = self.limits.handshake_timeout
+        if timeout is not None:
+            self._timer = self._loop.call_later(timeout, self._handshake_expired)
         self.spawn(self._connect(), track=True)
 
     # -- events from the connection ----------------------------------------------------------
@@ -91,6 +117,7 @@ class SessionRunner:
         """Hand a datagram to `on_datagram` (dropped until the session is accepted)."""
         if self.state != _OPEN:
             return
+        self._activity += 1
         message: Any = data
         if self._datagram_codec is not None:
             try:
@@ -102,24 +129,105 @@ class SessionRunner:
                     self._hook_failed("on_invalid_datagram")
                 return
         if self._datagram_is_async:
-            self.spawn(self._guard(self._datagram_hook(message)))
+            if self._datagram_tasks >= self.limits.max_datagram_tasks:
+                self.dropped_datagrams += 1
+                return
+            task = _eager.start(self._loop, self._guard(self._datagram_hook(message)))
+            if task is not None:
+                self._datagram_tasks += 1
+                self.tasks.add(task)
+                task.add_done_callback(self._datagram_done)
         else:
             try:
                 self._datagram_hook(message)
             except Exception:
                 self._hook_failed("on_datagram")
 
+    def _datagram_done(self, task: asyncio.Task[None]) -> None:
+        self._datagram_tasks -= 1
+        self.tasks.discard(task)
+
     def stream_opened(self, stream: ReceiveStream) -> None:
         """Hand a new stream to `on_stream` (held back until the session is accepted)."""
         if self.state == _OPEN:
+            if not self._admit(stream):
+                return
+            self._activity += 1
             self.spawn(self._run_stream(stream))
-        elif len(self._pending) < MAX_PENDING_STREAMS:
+        elif self.state == _CLOSED:
+            _refuse(stream)
+        elif len(self._pending) < self.limits.max_pending_streams:
             self._pending.append(stream)
         else:
-            _refuse(stream)
+            logger.info("%r: stream %d refused, too many pending", self.session, stream.stream_id)
+            self._forget(stream)
+            _refuse(stream, StreamErrorCode.TOO_MANY_STREAMS)
+
+    def _admit(self, stream: ReceiveStream) -> bool:
+        """Count a peer stream of the open session, or refuse it over `max_streams`."""
+        peers = self._peer_streams
+        limit = self.limits.max_streams
+        if len(peers) >= limit:
+            live = self.connection._streams
+            for done in [s for s in peers if live.get(s.stream_id) is not s]:
+                peers.discard(done)
+            if len(peers) >= limit:
+                logger.info(
+                    "%r: stream %d refused, %d open", self.session, stream.stream_id, limit
+                )
+                self._forget(stream)
+                _refuse(stream, StreamErrorCode.TOO_MANY_STREAMS)
+                return False
+        peers.add(stream)
+        return True
+
+    def stream_fed(self, stream: ReceiveStream) -> None:
+        """Data arrived on one of the session's streams: enforce the receive buffer limits."""
+        self._activity += 1
+        size = stream.buffered_bytes
+        limits = self.limits
+        if size > limits.max_stream_buffer:
+            self._buffer_full(stream, f"{size} bytes unread on the stream")
+            return
+        accounted = self._accounted
+        stream_id = stream.stream_id
+        self._buffered += size - accounted.get(stream_id, 0)
+        if size:
+            accounted[stream_id] = size
+        else:
+            accounted.pop(stream_id, None)
+        if self._buffered > limits.max_session_buffer or len(accounted) > self._recount_at:
+            # The running total is stale for streams read since they were last fed: recount.
+            self._recount()
+            if self._buffered > limits.max_session_buffer:
+                self._buffer_full(stream, f"{self._buffered} bytes unread in the session")
+
+    def _recount(self) -> None:
+        live = self.connection._streams
+        accounted = self._accounted
+        for stream_id in list(accounted):
+            stream = live.get(stream_id)
+            size = stream.buffered_bytes if isinstance(stream, ReceiveStream) else 0
+            if size:
+                accounted[stream_id] = size
+            else:
+                del accounted[stream_id]
+        self._buffered = sum(accounted.values())
+        self._recount_at = 2 * len(accounted) + _RECOUNT_MIN
+
+    def _buffer_full(self, stream: ReceiveStream, what: str) -> None:
+        logger.warning("%r: stream %d stopped, %s", self.session, stream.stream_id, what)
+        self._forget(stream)
+        stream.stop(StreamErrorCode.BUFFER_FULL)
+
+    def _forget(self, stream: ReceiveStream) -> None:
+        """Drop a stream that is being refused or stopped from the buffer accounting."""
+        self._buffered -= self._accounted.pop(stream.stream_id, 0)
 
     def drain_requested(self) -> None:
-        """The peer sent DRAIN."""
+        """The peer sent DRAIN (`on_drain` runs for the first one only)."""
+        if self.draining:
+            return
         self.draining = True
         if self.state == _OPEN:
             self.spawn(self._guard(self.session.on_drain()))
@@ -131,6 +239,11 @@ class SessionRunner:
         was_open = self.state == _OPEN
         self.state = _CLOSED
         self.close_code, self.close_reason = code, reason
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._peer_streams.clear()
+        self._accounted.clear()
         current = asyncio.current_task()
         for task in list(self.tasks):
             if task is not current:
@@ -146,11 +259,13 @@ class SessionRunner:
     def send_datagram(self, data: bytes) -> None:
         """Send a datagram."""
         self._check_open()
+        self._activity += 1
         self.connection.send_datagram(self.session_id, data)
 
     def open_stream(self, unidirectional: bool) -> SendStream:
         """Open a stream."""
         self._check_open()
+        self._activity += 1
         return self.connection.open_stream(self.session_id, self, unidirectional)
 
     def drain(self) -> None:
@@ -238,11 +353,63 @@ class SessionRunner:
             return
         self.connection.accept_session(self.session_id)
         self.state = _OPEN
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        idle = self.limits.idle_timeout
+        if idle is not None:
+            self._timer = self._loop.call_later(idle / _IDLE_CHECKS, self._idle_check)
+        if self.server_draining:
+            self.connection.drain_session(self.session_id)
         pending, self._pending = self._pending, []
         for stream in pending:
-            self.spawn(self._run_stream(stream))
+            if self._admit(stream):
+                self.spawn(self._run_stream(stream))
         if self.draining:
             self.spawn(self._guard(self.session.on_drain()))
+
+    def _handshake_expired(self) -> None:
+        self._timer = None
+        if self.state != _CONNECTING:
+            return
+        logger.warning(
+            "on_connect of %r did not finish within %s s; answering %d",
+            self.session,
+            self.limits.handshake_timeout,
+            HANDSHAKE_TIMEOUT_STATUS,
+        )
+        self._reject(HANDSHAKE_TIMEOUT_STATUS, [])
+
+    def _idle_check(self) -> None:
+        self._timer = None
+        if self.state != _OPEN:
+            return
+        mark = (self._activity, self._bytes_sent())
+        if mark != self._idle_mark:
+            self._idle_mark = mark
+            self._idle_periods = 0
+        else:
+            self._idle_periods += 1
+            if self._idle_periods >= _IDLE_CHECKS:
+                logger.info("%r: idle for %s s, closing", self.session, self.limits.idle_timeout)
+                self.connection.close_session(
+                    self.session_id, CloseCode.POLICY_VIOLATION, "idle timeout"
+                )
+                return
+        assert self.limits.idle_timeout is not None
+        self._timer = self._loop.call_later(
+            self.limits.idle_timeout / _IDLE_CHECKS, self._idle_check
+        )
+
+    def _bytes_sent(self) -> int:
+        """Stream bytes the session has sent so far, on the streams that are still open."""
+        quic_streams = self.connection._quic._streams
+        total = 0
+        for stream in self.connection._session_streams.get(self.session_id, ()):
+            quic_stream = quic_streams.get(stream.stream_id)
+            if quic_stream is not None:
+                total += quic_stream.sender.highest_offset
+        return total
 
     def _reject(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         if self.state == _CONNECTING:
@@ -282,6 +449,18 @@ class SessionRunner:
             logger.exception("on_close of %r raised", self.session)
         finally:
             self.closed_event.set()
+
+
+_RECOUNT_MIN = 16
+_IDLE_CHECKS = 4
+
+
+def _sets_max_message_size(cls: type[Session]) -> bool:
+    """Whether a `Session` subclass sets `max_message_size` itself."""
+    for klass in cls.__mro__:
+        if "max_message_size" in vars(klass):
+            return klass.__module__ != "wtframe.session"
+    return False
 
 
 def _refuse(stream: ReceiveStream, code: int = StreamErrorCode.NO_ERROR) -> None:

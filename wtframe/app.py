@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .codecs import Codec
 from .exceptions import ConfigurationError
 from .hooks import hook_types
+from .limits import Limits
+from .origins import OriginPolicy
 from .routing import Router, SessionRoute
 from .session import Session
 
@@ -28,9 +31,20 @@ class App:
     Args:
         routes: Routes to start with; more are added with `session()` or `add_session()`.
         max_sessions: Sessions one QUIC connection may hold at once (a client asking for
-            more gets 429). Also advertised to the peer in SETTINGS.
+            more gets 429). Also advertised to the peer in SETTINGS. A shortcut for
+            `limits=Limits(max_sessions=...)`; it wins over `limits.max_sessions`.
         codec: The codec for messages that are neither bytes nor text, for sessions that do
             not set their own `codec`; JSON when `None`.
+        limits: The server's resource [`Limits`][wtframe.limits.Limits]; safe defaults.
+        allowed_origins: The web origins whose pages may open sessions, exact
+            (`https://example.com`) or wildcards (`https://*.example.com`). `None` (the
+            default) allows every origin: lock it down before deploying. A refused request
+            gets `403` before any hook runs. See [`OriginPolicy`][wtframe.origins.OriginPolicy].
+        require_origin: Also refuse (`403`) requests that carry no `origin` header, that
+            is, clients that are not browsers. Off by default.
+
+    Raises:
+        ConfigurationError: If a limit or an origin is invalid.
 
     Example:
         ```python
@@ -47,15 +61,29 @@ class App:
         self,
         routes: list[SessionRoute] | None = None,
         *,
-        max_sessions: int = 16,
+        max_sessions: int | None = None,
         codec: Codec[Any] | None = None,
+        limits: Limits | None = None,
+        allowed_origins: Iterable[str] | None = None,
+        require_origin: bool = False,
     ) -> None:
-        if max_sessions < 1:
-            raise ConfigurationError("max_sessions must be at least 1")
+        limits = limits or Limits()
+        if max_sessions is not None:
+            if max_sessions < 1:
+                raise ConfigurationError("max_sessions must be at least 1")
+            limits = dataclasses.replace(limits, max_sessions=max_sessions)
         self.router = Router(routes)
         """The app's [`Router`][wtframe.routing.Router]."""
-        self.max_sessions = max_sessions
+        self.limits = limits
+        """The app's resource [`Limits`][wtframe.limits.Limits]."""
+        self.origin_policy = OriginPolicy(allowed_origins, require_origin=require_origin)
+        """Which origins may open sessions."""
         self.codec = codec
+
+    @property
+    def max_sessions(self) -> int:
+        """Sessions one QUIC connection may hold at once (`limits.max_sessions`)."""
+        return self.limits.max_sessions
 
     def add_session(self, path: str, cls: type[Session], *, name: str | None = None) -> None:
         """Route sessions requested at `path` to `cls`.
@@ -103,7 +131,13 @@ class App:
         return self.router.url_path_for(name, **params)
 
     async def serve(self, host: str = "::", port: int = 4433, **options: Any) -> Server:
-        """Start serving; see [`wtframe.serve`][wtframe.serve] for the arguments.
+        """Start serving this app; the same as [`wtframe.serve(app, ...)`][wtframe.serve].
+
+        Args:
+            host: The address to bind; `::` is dual-stack.
+            port: The UDP port; 0 picks a free one.
+            **options: The other options of [`serve()`][wtframe.serve]: `certfile`,
+                `keyfile`, `certificate`, `idle_timeout`.
 
         Returns:
             The running server.
@@ -123,8 +157,10 @@ class App:
     ) -> None:
         """Serve until SIGINT or SIGTERM, then shut down gracefully.
 
-        On a signal every session is sent DRAIN, gets `grace` seconds to finish, and is then
-        closed with `CloseCode.GOING_AWAY`.
+        On a signal every session is sent DRAIN (and sees `Session.server_draining`), gets
+        `grace` seconds to finish, and is then closed with `CloseCode.GOING_AWAY`; sessions
+        requested meanwhile are answered `503`. A second signal during the grace period
+        closes the remaining sessions at once.
 
         Args:
             host: The address to bind; `::` is dual-stack.
@@ -154,4 +190,11 @@ class App:
         try:
             await stop.wait()
         finally:
-            await server.shutdown(grace)
+            stop.clear()
+            shutdown = loop.create_task(server.shutdown(grace))
+            again = loop.create_task(stop.wait())  # a second signal: no more grace
+            await asyncio.wait({shutdown, again}, return_when=asyncio.FIRST_COMPLETED)
+            if not shutdown.done():
+                server.end_grace()
+            again.cancel()
+            await shutdown

@@ -138,10 +138,14 @@ class CapsuleParser:
 
     Args:
         max_size: The largest payload of a known capsule type it accepts.
+        types: The capsule types to return; the default is close and drain.
     """
 
-    def __init__(self, max_size: int = MAX_CAPSULE_SIZE_DEFAULT) -> None:
+    def __init__(
+        self, max_size: int = MAX_CAPSULE_SIZE_DEFAULT, types: frozenset[int] = _KNOWN_TYPES
+    ) -> None:
         self.max_size = max_size
+        self.types = types
         self._buffer = b""
         self._skip = 0
         self._error: CapsuleError | None = None
@@ -180,7 +184,7 @@ class CapsuleParser:
                 length = buf.pull_uint_var()
             except BufferReadError:
                 break
-            if capsule_type not in _KNOWN_TYPES:
+            if capsule_type not in self.types:
                 available = len(buffer) - buf.tell()
                 if length > available:
                     self._skip = length - available

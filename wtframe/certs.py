@@ -4,7 +4,7 @@ Browsers accept a self-signed certificate without any flags when the page pins i
 `serverCertificateHashes` option of the `WebTransport` constructor. They only do so for an
 X.509v3 certificate with an ECDSA P-256 key whose whole validity span is at most 14 days and
 contains the current time. [`generate_certificate`][wtframe.certs.generate_certificate]
-makes such certificates::
+makes such certificates:
 
     cert = generate_certificate()
     cert.write("certs")

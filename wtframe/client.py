@@ -37,6 +37,7 @@ from . import events
 from ._connection import WebTransportConnection
 from .codecs import codec_for
 from .codes import CloseCode
+from .dialects import SETTING_WT_ENABLED, Dialect
 from .exceptions import ConfigurationError, HandshakeError, SessionClosed
 from .framing import MAX_MESSAGE_SIZE_DEFAULT
 from .messages import encode_message, request_on_stream
@@ -56,6 +57,11 @@ class _ClientConnection(WebTransportConnection):
         super().__init__(quic, **kwargs)
         self.answers: dict[int, tuple[asyncio.Future[ClientSession], int]] = {}
         self.authority = ""
+        self.dialect = Dialect.DRAFT02
+        self.settings = asyncio.Event()
+
+    def settings_received(self, event: events.SettingsReceived) -> None:
+        self.settings.set()
 
     def session_answered(self, event: events.SessionEstablished | events.SessionRefused) -> None:
         waiting = self.answers.pop(event.session_id, None)
@@ -143,6 +149,11 @@ class ClientSession:
         """The largest datagram payload `send_datagram` can send now, in bytes."""
         return self._connection.wt.max_datagram_size()
 
+    @property
+    def dialect(self) -> Dialect:
+        """The WebTransport draft this session speaks (a `wtframe.dialects.Dialect`)."""
+        return self._connection.wt.dialect(self.session_id) or self._connection.dialect
+
     # -- sending -----------------------------------------------------------------------
 
     def send_datagram(self, data: Any) -> None:
@@ -183,6 +194,8 @@ class ClientSession:
             SessionClosed: If the session has ended.
         """
         self._check_open()
+        await self._connection.wait_stream_credit(self.session_id, False)
+        self._check_open()
         stream = self._connection.open_stream(self.session_id, self, unidirectional=False)
         assert isinstance(stream, Stream)
         return stream
@@ -196,6 +209,8 @@ class ClientSession:
         Raises:
             SessionClosed: If the session has ended.
         """
+        self._check_open()
+        await self._connection.wait_stream_credit(self.session_id, True)
         self._check_open()
         return self._connection.open_stream(self.session_id, self, unidirectional=True)
 
@@ -229,7 +244,7 @@ class ClientSession:
         items = headers.items() if isinstance(headers, Mapping) else (headers or [])
         extra = [(k.lower().encode(), v.encode()) for k, v in items]
         waiter: asyncio.Future[ClientSession] = asyncio.get_running_loop().create_future()
-        session_id = connection.wt.request_session(authority, path, extra)
+        session_id = connection.wt.request_session(authority, path, extra, connection.dialect)
         connection.answers[session_id] = (waiter, self._datagrams.maxlen or 0)
         connection.transmit()
         try:
@@ -390,6 +405,9 @@ class connect:  # noqa: N801 - used like a function, as websockets.connect is
         origin: An `origin` header, as browsers send.
         timeout: Seconds to wait for the QUIC handshake and the server's answer.
         max_queued_datagrams: Unread datagrams kept before the oldest are dropped.
+        dialect: The WebTransport draft to speak. `Dialect.DRAFT02` (the default) is what
+            browsers speak; `Dialect.DRAFT15` waits for the server's SETTINGS, requires
+            `SETTINGS_WT_ENABLED` there, and runs WebTransport flow control.
 
     Raises:
         HandshakeError: If the connection or the session cannot be established.
@@ -406,6 +424,7 @@ class connect:  # noqa: N801 - used like a function, as websockets.connect is
         origin: str | None = None,
         timeout: float = 10.0,
         max_queued_datagrams: int = DATAGRAM_QUEUE_DEFAULT,
+        dialect: Dialect = Dialect.DRAFT02,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme != "https" or not parts.hostname:
@@ -425,6 +444,7 @@ class connect:  # noqa: N801 - used like a function, as websockets.connect is
             self.headers.append((b"origin", origin.encode()))
         self.timeout = timeout
         self.max_queued_datagrams = max_queued_datagrams
+        self.dialect = dialect
         self._session: ClientSession | None = None
 
     def _configuration(self) -> QuicConfiguration:
@@ -481,7 +501,15 @@ class connect:  # noqa: N801 - used like a function, as websockets.connect is
     async def _request(self, connection: _ClientConnection) -> ClientSession:
         waiter: asyncio.Future[ClientSession] = asyncio.get_running_loop().create_future()
         connection.authority = self.authority
-        session_id = connection.wt.request_session(self.authority, self.path, self.headers)
+        connection.dialect = self.dialect
+        if self.dialect is not Dialect.DRAFT02:
+            await connection.settings.wait()  # the server's limits come with them
+            settings = connection.wt.h3.received_settings or {}
+            if self.dialect is Dialect.DRAFT15 and not settings.get(SETTING_WT_ENABLED):
+                raise HandshakeError(f"{self.authority} does not offer draft-15 WebTransport")
+        session_id = connection.wt.request_session(
+            self.authority, self.path, self.headers, self.dialect
+        )
         connection.answers[session_id] = (waiter, self.max_queued_datagrams)
         connection.transmit()
         return await waiter

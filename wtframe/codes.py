@@ -76,20 +76,36 @@ class StreamErrorCode(IntEnum):
     INVALID_MESSAGE = 1007
     """A message on the stream could not be decoded or validated."""
 
+    BUFFER_FULL = 1008
+    """The peer sent more than the server buffers unread (`Limits.max_stream_buffer` or
+    `Limits.max_session_buffer`): the stream was stopped."""
+
     MESSAGE_TOO_BIG = 1009
     """A message on the stream is over the configured size limit."""
 
     INTERNAL_ERROR = 1011
     """The stream handler raised an exception."""
 
+    TOO_MANY_STREAMS = 1013
+    """The session already had as many peer streams as the server allows
+    (`Limits.max_streams`, or `Limits.max_pending_streams` before it was accepted): the new
+    stream was refused. Try again once a stream has finished."""
+
 
 class WTErrorCode(IntEnum):
     """HTTP/3 error codes defined by WebTransport over HTTP/3."""
 
     SESSION_GONE = 0x170D7B68
+    """WT_SESSION_GONE: the stream's session has ended, so the stream is reset too."""
+
     BUFFERED_STREAM_REJECTED = 0x3994BD84
+    """WT_BUFFERED_STREAM_REJECTED: a stream arrived before its session and was not kept."""
+
     FLOW_CONTROL_ERROR = 0x045D4487
+    """WT_FLOW_CONTROL_ERROR: the peer went beyond a WebTransport flow-control limit."""
+
     REQUIREMENTS_NOT_MET = 0x212C0D48
+    """WT_REQUIREMENTS_NOT_MET: the peer lacks a setting or feature WebTransport needs."""
 
 
 def to_http3_error(code: int) -> int:

@@ -1,6 +1,6 @@
 """Immutable multi-dicts for the query string and the headers of a session request.
 
-Both types are read-only [`Mapping`][collections.abc.Mapping]s of `str` to `str` that keep
+Both types are read-only `collections.abc.Mapping`s of `str` to `str` that keep
 every value of a repeated key:
 
 * [`QueryParams`][wtframe.datastructures.QueryParams]: `params["x"]` is the *last* value

@@ -1,6 +1,6 @@
 """Exceptions raised by wtframe.
 
-Every exception wtframe raises derives from [`WTFrameError`][wtframe.WTFrameError]::
+Every exception wtframe raises derives from [`WTFrameError`][wtframe.WTFrameError]:
 
     WTFrameError
     ├── Reject                      raised by on_connect to refuse a session

@@ -2,7 +2,7 @@
 
 Wire format
 -----------
-A framed stream is a sequence of frames and nothing else. Each frame is::
+A framed stream is a sequence of frames and nothing else. Each frame is:
 
     +--------------------------------+------------------------+
     | length N: 4 bytes, unsigned,   | payload: exactly N     |

@@ -18,7 +18,12 @@ What it adds to aioquic:
   one that does not fit in a packet);
 * registration of locally opened bidirectional streams, which aioquic leaves unregistered;
 * release of aioquic's per-stream HTTP/3 state once a WebTransport stream is finished;
-* the max-sessions settings Safari looks for.
+* the max-sessions settings Safari looks for;
+* a dialect per session (draft-02 browsers, draft-15 clients; `wtframe.dialects`), with
+  the settings of every dialect advertised at once;
+* WebTransport flow control for the sessions that negotiate it (`wtframe.flowcontrol`);
+* reliable resets (RESET_STREAM_AT) of the streams it opens, so that their header still
+  reaches the peer (`wtframe._quic`).
 
 The session lifecycle is the table `TRANSITIONS` below: every state change goes through it.
 """
@@ -41,7 +46,9 @@ from aioquic.quic.connection import QuicConnection, stream_is_unidirectional
 from aioquic.quic.packet_builder import PACKET_NUMBER_SEND_SIZE
 
 from . import events
+from ._quic import ReliableStreamReset, upgrade
 from .capsules import (
+    CLOSE_WEBTRANSPORT_SESSION,
     DRAIN_WEBTRANSPORT_SESSION,
     MAX_CAPSULE_SIZE_DEFAULT,
     CapsuleParser,
@@ -50,7 +57,29 @@ from .capsules import (
     encode_drain,
 )
 from .codes import CloseCode, WTErrorCode, from_http3_error, to_http3_error
+from .dialects import (
+    Dialect,
+    dialect_of_request,
+    flow_control_offered,
+    local_settings,
+    peer_limits,
+)
 from .exceptions import CapsuleError, DatagramTooLarge, SessionClosed
+from .flowcontrol import (
+    FLOW_CONTROL_CAPSULES,
+    WT_DATA_BLOCKED,
+    WT_MAX_DATA,
+    WT_MAX_STREAMS_BIDI,
+    WT_MAX_STREAMS_UNI,
+    WT_STREAMS_BLOCKED_BIDI,
+    WT_STREAMS_BLOCKED_UNI,
+    FlowControlError,
+    FlowLimits,
+    ReceiveWindow,
+    SendCredit,
+    decode_value,
+    encode_value,
+)
 
 __all__ = [
     "SETTING_MAX_SESSIONS",
@@ -67,8 +96,13 @@ SETTING_MAX_SESSIONS = 0xC671706A
 SETTING_MAX_SESSIONS_DRAFT = 0x14E9CD29
 """SETTINGS_WEBTRANSPORT_MAX_SESSIONS as other drafts number it."""
 
-_PROTOCOLS = frozenset({b"webtransport", b"webtransport-h3"})
+_CAPSULE_TYPES = frozenset({CLOSE_WEBTRANSPORT_SESSION, DRAIN_WEBTRANSPORT_SESSION}) | (
+    FLOW_CONTROL_CAPSULES
+)
+_BIDI_SIGNAL, _UNI_TYPE = 0x41, 0x54  # the first bytes of WebTransport streams
 _H3_MESSAGE_ERROR = 0x10E
+_H3_NO_ERROR = 0x100
+_H3_REQUEST_CANCELLED = 0x10C
 _AEAD_TAG_SIZE = 16  # every QUIC v1 cipher suite
 # The largest value a QUIC variable-length integer of each size holds.
 _VARINT_LIMITS = ((1, 0x3F), (2, 0x3FFF), (4, 0x3FFFFFFF), (8, 0x3FFFFFFFFFFFFFFF))
@@ -126,11 +160,21 @@ TRANSITIONS: dict[tuple[SessionState, Trigger], SessionState] = {
 
 
 @dataclass(slots=True)
+class _Flow:
+    """The flow-control state of a session that negotiated it."""
+
+    send: SendCredit
+    receive: ReceiveWindow
+    held: dict[int, None] = field(default_factory=dict)  # streams waiting for data credit
+
+
+@dataclass(slots=True)
 class _Session:
     session_id: int
     state: SessionState
     parser: CapsuleParser
-    draft02: bool = False
+    dialect: Dialect = Dialect.DRAFT02
+    flow: _Flow | None = None
     streams: set[int] = field(default_factory=set)
 
 
@@ -141,19 +185,28 @@ class _Stream:
     can_receive: bool
     orphan: bool = False  # its session is gone: nothing is reported any more
     stopped: bool = False  # we sent STOP_SENDING: received data is dropped
+    local: bool = False  # we opened it
+    header: int = 0  # size of the WebTransport header that starts the opener's direction
+    received: int = 0  # bytes of the peer's that arrived, header excluded
+    held: bytearray | None = None  # bytes waiting for the peer's data credit
+    held_fin: bool = False  # FIN waits behind `held`
 
 
 class _H3Connection(H3Connection):
-    """aioquic's HTTP/3 connection, advertising the max-sessions settings too."""
+    """aioquic's HTTP/3 connection, advertising the max-sessions and draft-15 settings too."""
 
-    def __init__(self, quic: QuicConnection, max_sessions: int) -> None:
+    def __init__(
+        self, quic: QuicConnection, max_sessions: int, flow_limits: FlowLimits | None = None
+    ) -> None:
         self._wt_max_sessions = max_sessions
+        self._wt_flow_limits = flow_limits or FlowLimits()
         super().__init__(quic, enable_webtransport=True)
 
     def _get_local_settings(self) -> dict[int, int]:
         settings = super()._get_local_settings()
         settings[SETTING_MAX_SESSIONS] = self._wt_max_sessions
         settings[SETTING_MAX_SESSIONS_DRAFT] = self._wt_max_sessions
+        settings.update(local_settings(self._wt_flow_limits))
         return settings
 
 
@@ -172,6 +225,11 @@ class WebTransportProtocol:
         max_sessions: How many sessions the peer may hold at once on this connection; a
             server answers 429 beyond it. Also advertised in SETTINGS.
         max_capsule_size: The largest close or drain capsule payload accepted.
+        flow_limits: The flow-control windows granted to each draft-15 session's peer.
+
+    The QUIC connection is given the reliable stream reset extension in place
+    (`wtframe._quic.upgrade`): create the protocol before the
+    handshake starts.
     """
 
     def __init__(
@@ -180,15 +238,20 @@ class WebTransportProtocol:
         *,
         max_sessions: int = 16,
         max_capsule_size: int = MAX_CAPSULE_SIZE_DEFAULT,
+        flow_limits: FlowLimits | None = None,
     ) -> None:
-        self.quic = quic
-        self.h3 = _H3Connection(quic, max_sessions)
+        self.quic = upgrade(quic)
+        self.flow_limits = flow_limits or FlowLimits()
+        self.h3 = _H3Connection(quic, max_sessions, self.flow_limits)
         self.is_client = quic.configuration.is_client
         self.max_sessions = max_sessions
         self.max_capsule_size = max_capsule_size
         self._sessions: dict[int, _Session] = {}
         self._streams: dict[int, _Stream] = {}
         self._settings_reported = False
+        # stream id -> [session id, bytes handed to the application and not consumed yet]
+        self._unread: dict[int, list[int]] = {}
+        self._reliable_resets: set[int] = set()  # of the last handle_event() call
 
     # -- queries -----------------------------------------------------------------------
 
@@ -203,6 +266,68 @@ class WebTransportProtocol:
         """
         session = self._sessions.get(session_id)
         return session.state if session is not None else SessionState.CLOSED
+
+    def dialect(self, session_id: int) -> Dialect | None:
+        """Return the dialect a session speaks.
+
+        Args:
+            session_id: The session id.
+
+        Returns:
+            The dialect, or `None` for an unknown or released session.
+        """
+        session = self._sessions.get(session_id)
+        return session.dialect if session is not None else None
+
+    def flow_controlled(self, session_id: int) -> bool:
+        """Return whether a session runs WebTransport flow control.
+
+        Args:
+            session_id: The session id.
+
+        Returns:
+            Whether the session negotiated flow control.
+        """
+        session = self._sessions.get(session_id)
+        return session is not None and session.flow is not None
+
+    def stream_credit(self, session_id: int, unidirectional: bool) -> bool:
+        """Return whether the peer's stream limit lets `open_stream()` succeed now.
+
+        When it does not, a WT_STREAMS_BLOCKED capsule is queued (once per limit value).
+
+        Args:
+            session_id: The session id.
+            unidirectional: The kind of stream to open.
+
+        Returns:
+            `True` unless the session is flow controlled and its stream limit is reached;
+            also `True` for a session that is gone (`open_stream()` then raises).
+        """
+        session = self._sessions.get(session_id)
+        if session is None or session.flow is None:
+            return True
+        if session.flow.send.can_open(unidirectional):
+            return True
+        limit = session.flow.send.streams_blocked(unidirectional)
+        if limit is not None:
+            kind = WT_STREAMS_BLOCKED_UNI if unidirectional else WT_STREAMS_BLOCKED_BIDI
+            self._send_capsule(session, encode_value(kind, limit))
+        return False
+
+    def reset_was_reliable(self, stream_id: int) -> bool:
+        """Return whether a reset reported by the last `handle_event()` came as RESET_STREAM_AT.
+
+        After such a reset every byte the peer sent before it was delivered: the application
+        can read them, then sees the reset.
+
+        Args:
+            stream_id: The stream id of a `StreamResetReceived` event.
+
+        Returns:
+            Whether the peer reset the stream reliably.
+        """
+        return stream_id in self._reliable_resets
 
     @property
     def session_count(self) -> int:
@@ -248,10 +373,12 @@ class WebTransportProtocol:
         Returns:
             The number of bytes aioquic still holds for the stream; 0 once it is released.
         """
+        held = self._streams.get(stream_id)
+        waiting = len(held.held) if held is not None and held.held is not None else 0
         stream = self.quic._streams.get(stream_id)
         if stream is None:
-            return 0
-        return len(stream.sender._buffer)
+            return waiting
+        return len(stream.sender._buffer) + waiting
 
     # -- events ------------------------------------------------------------------------
 
@@ -265,6 +392,8 @@ class WebTransportProtocol:
             The resulting events, in order.
         """
         out: list[events.Event] = []
+        if self._reliable_resets:
+            self._reliable_resets.clear()
         if isinstance(event, quic_events.ConnectionTerminated):
             for session_id in list(self._sessions):
                 self._end(
@@ -276,12 +405,18 @@ class WebTransportProtocol:
                     out,
                 )
             self._streams.clear()
+            self._unread.clear()
             return out
         # aioquic first: once a stream is released here, aioquic would take a reset of it
         # for an aborted request and reset our side of it too.
+        named = None  # the session a stream's header named, for a reset of a stream not seen yet
+        if isinstance(event, quic_events.StreamReset) and event.stream_id not in self._streams:
+            h3_stream = self.h3._stream.get(event.stream_id)  # aioquic may drop it now
+            named = h3_stream.session_id if h3_stream is not None else None
         h3_events = self.h3.handle_event(event)
         if isinstance(event, quic_events.StreamReset):
-            self._stream_reset(event.stream_id, event.error_code, out)
+            reliable = isinstance(event, ReliableStreamReset)
+            self._stream_reset(event.stream_id, event.error_code, out, reliable, named)
         elif isinstance(event, quic_events.StopSendingReceived):
             self._stop_sending(event.stream_id, event.error_code, out)
         for h3_event in h3_events:
@@ -300,6 +435,8 @@ class WebTransportProtocol:
         if not self._settings_reported and self.h3.received_settings is not None:
             self._settings_reported = True
             out.insert(0, events.SettingsReceived(settings=dict(self.h3.received_settings)))
+            for session in self._sessions.values():
+                self._start_flow(session)
         return out
 
     def _headers(self, event: HeadersReceived, out: list[events.Event]) -> None:
@@ -327,19 +464,21 @@ class WebTransportProtocol:
         if status:
             self._respond(stream_id, status, end_stream=True)
             return
-        self._sessions[stream_id] = _Session(
+        session = _Session(
             session_id=stream_id,
             state=SessionState.REQUESTED,
-            parser=CapsuleParser(self.max_capsule_size),
-            draft02=_header(headers, b"sec-webtransport-http3-draft02") is not None,
+            parser=CapsuleParser(self.max_capsule_size, _CAPSULE_TYPES),
+            dialect=dialect_of_request(headers) or Dialect.DRAFT02,
         )
+        self._sessions[stream_id] = session
+        self._start_flow(session)
         out.append(events.SessionRequested(session_id=stream_id, headers=headers))
 
     def _check_request(self, headers: list[tuple[bytes, bytes]], ended: bool) -> int:
         method = _header(headers, b":method")
         if method != b"CONNECT":
             return 405
-        if _header(headers, b":protocol") not in _PROTOCOLS or ended:
+        if dialect_of_request(headers) is None or ended:
             return 400
         if len(self._sessions) >= self.max_sessions:
             return 429
@@ -355,12 +494,18 @@ class WebTransportProtocol:
                 if capsule.type == DRAIN_WEBTRANSPORT_SESSION:
                     out.append(events.DrainRequested(session_id=session.session_id))
                     continue
+                if capsule.type in FLOW_CONTROL_CAPSULES:
+                    self._flow_capsule(session, capsule.type, capsule.data)
+                    continue
                 # The parser returns known types only: this is CLOSE_WEBTRANSPORT_SESSION.
                 code, reason = decode_close(capsule.data)
                 self._end(session.session_id, Trigger.CLOSE_CAPSULE, code, reason, True, out)
                 return
             if event.stream_ended:
                 session.parser.eof()
+        except FlowControlError as exc:
+            self._flow_failed(session, exc, out)
+            return
         except CapsuleError as exc:
             if session.state is SessionState.OPEN:
                 self._send_close(session.session_id, CloseCode.PROTOCOL_ERROR, str(exc))
@@ -390,10 +535,19 @@ class WebTransportProtocol:
                 # A stream for a session that does not exist (any more).
                 self._refuse_stream(stream_id, unidirectional, event.stream_ended)
                 return
+            if session.flow is not None:
+                try:
+                    session.flow.receive.on_stream_opened(unidirectional)
+                except FlowControlError as exc:
+                    self._flow_failed(session, exc, out)
+                    self._refuse_stream(stream_id, unidirectional, event.stream_ended)
+                    return
+            signal = _UNI_TYPE if unidirectional else _BIDI_SIGNAL
             stream = _Stream(
                 session_id=event.session_id,
                 can_send=not unidirectional,
                 can_receive=True,
+                header=size_uint_var(signal) + size_uint_var(event.session_id),
             )
             self._streams[stream_id] = stream
             session.streams.add(stream_id)
@@ -406,6 +560,13 @@ class WebTransportProtocol:
             )
         if event.stream_ended:
             stream.can_receive = False
+        if event.data and not stream.orphan:
+            stream.received += len(event.data)
+            session = self._sessions[stream.session_id]  # a stream's session is held
+            if session.flow is not None and not self._flow_data(
+                session, stream_id, stream, len(event.data), out
+            ):
+                return
         if not (stream.orphan or stream.stopped):
             out.append(
                 events.StreamDataReceived(
@@ -429,16 +590,40 @@ class WebTransportProtocol:
             session_id=-1, can_send=False, can_receive=True, orphan=True
         )
 
-    def _stream_reset(self, stream_id: int, error_code: int, out: list[events.Event]) -> None:
+    def _stream_reset(
+        self,
+        stream_id: int,
+        error_code: int,
+        out: list[events.Event],
+        reliable: bool = False,
+        named: int | None = None,
+    ) -> None:
         session = self._sessions.get(stream_id)
         if session is not None:
             self._end(stream_id, Trigger.RESET, CloseCode.ABNORMAL, "", True, out)
             return
         stream = self._streams.get(stream_id)
+        if stream is None:
+            # Only the header may have arrived (aioquic reports no data event for it): the
+            # reset still belongs to the session the header names.
+            if named is None:
+                return
+            opened = WebTransportStreamDataReceived(
+                data=b"", session_id=named, stream_ended=False, stream_id=stream_id
+            )
+            self._stream_data(opened, out)
+            stream = self._streams.get(stream_id)
         if stream is None or not stream.can_receive:
             return
         stream.can_receive = False
         if not stream.orphan:
+            session = self._sessions[stream.session_id]
+            if session.flow is not None and not self._flow_final_size(
+                session, stream_id, stream, out
+            ):
+                return
+            if reliable:
+                self._reliable_resets.add(stream_id)
             out.append(
                 events.StreamResetReceived(
                     session_id=stream.session_id,
@@ -450,11 +635,12 @@ class WebTransportProtocol:
 
     def _stop_sending(self, stream_id: int, error_code: int, out: list[events.Event]) -> None:
         stream = self._streams.get(stream_id)
-        if stream is None or not stream.can_send:
+        if stream is None or not (stream.can_send or stream.held_fin):
             return
         # aioquic has already reset the sending side. An orphan cannot get here: its
         # sending side was reset when its session went.
         stream.can_send = False
+        self._drop_held(stream_id, stream)
         out.append(
             events.StopSendingReceived(
                 session_id=stream.session_id,
@@ -471,6 +657,7 @@ class WebTransportProtocol:
         authority: str,
         path: str,
         headers: list[tuple[bytes, bytes]] | None = None,
+        dialect: Dialect = Dialect.DRAFT02,
     ) -> int:
         """Send a WebTransport CONNECT request (client side).
 
@@ -478,6 +665,8 @@ class WebTransportProtocol:
             authority: The `:authority` pseudo-header, e.g. `localhost:4433`.
             path: The `:path` pseudo-header, query string included.
             headers: Extra request headers (lowercase names).
+            dialect: The dialect to speak. Draft-15 needs the server's SETTINGS first, to
+                know its flow-control limits.
 
         Returns:
             The new session id. A `SessionEstablished` or `SessionRefused` event follows.
@@ -488,17 +677,18 @@ class WebTransportProtocol:
             (b":scheme", b"https"),
             (b":authority", authority.encode()),
             (b":path", path.encode()),
-            (b":protocol", b"webtransport"),
-            (b"sec-webtransport-http3-draft02", b"1"),
+            *dialect.request_headers(),
             *(headers or []),
         ]
         self.h3.send_headers(session_id, request)
-        self._sessions[session_id] = _Session(
+        session = _Session(
             session_id=session_id,
             state=SessionState.REQUESTED,
-            parser=CapsuleParser(self.max_capsule_size),
-            draft02=True,
+            parser=CapsuleParser(self.max_capsule_size, _CAPSULE_TYPES),
+            dialect=dialect,
         )
+        self._sessions[session_id] = session
+        self._start_flow(session)
         return session_id
 
     def accept(self, session_id: int, headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -509,11 +699,11 @@ class WebTransportProtocol:
             headers: Extra response headers.
         """
         session = self._require(session_id, SessionState.REQUESTED)
-        response = [(b":status", b"200")]
-        if session.draft02:
-            response.append((b"sec-webtransport-http3-draft", b"draft02"))
+        response = [(b":status", b"200"), *session.dialect.response_headers()]
         self.h3.send_headers(session_id, response + list(headers or []))
         self._move(session, Trigger.ACCEPT)
+        if session.flow is not None:
+            self._send_grants(session)  # credit granted while the request waited
 
     def reject(
         self,
@@ -551,7 +741,7 @@ class WebTransportProtocol:
         elif not self.is_client:
             self._respond(session_id, 503, end_stream=True)
         else:
-            self.quic.reset_stream(session_id, 0x10C)  # H3_REQUEST_CANCELLED
+            self._reset_request(session_id)
         self._move(session, Trigger.LOCAL_CLOSE)
         self._release(session)
 
@@ -598,8 +788,12 @@ class WebTransportProtocol:
 
         Raises:
             SessionClosed: If the session is not open.
+            StreamsBlocked: If the session is flow controlled and the peer's stream limit is
+                reached (see `stream_credit()`).
         """
         session = self._require(session_id, SessionState.OPEN)
+        if session.flow is not None:
+            session.flow.send.open(unidirectional)
         stream_id = self.h3.create_webtransport_stream(session_id, unidirectional)
         if not unidirectional:
             # aioquic does not mark locally opened bidirectional streams as WebTransport
@@ -607,14 +801,22 @@ class WebTransportProtocol:
             with self.h3._get_or_create_stream(stream_id) as h3_stream:
                 h3_stream.frame_type = FrameType.WEBTRANSPORT_STREAM
                 h3_stream.session_id = session_id
+        signal = _UNI_TYPE if unidirectional else _BIDI_SIGNAL
         self._streams[stream_id] = _Stream(
-            session_id=session_id, can_send=True, can_receive=not unidirectional
+            session_id=session_id,
+            can_send=True,
+            can_receive=not unidirectional,
+            local=True,
+            header=size_uint_var(signal) + size_uint_var(session_id),
         )
         session.streams.add(stream_id)
         return stream_id
 
     def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         """Queue data on a stream, and optionally end it (FIN).
+
+        In a flow-controlled session, bytes beyond the peer's data limit wait here (they
+        count in `stream_buffered()`) and leave as the peer grants more.
 
         Args:
             stream_id: The stream id.
@@ -627,7 +829,11 @@ class WebTransportProtocol:
         stream = self._streams.get(stream_id)
         if stream is None or not stream.can_send or stream.orphan:
             raise SessionClosed()
-        self.quic.send_stream_data(stream_id, data, end_stream)
+        flow = self._sessions[stream.session_id].flow  # a stream's session is held
+        if flow is None:
+            self.quic.send_stream_data(stream_id, data, end_stream)
+        else:
+            self._send_limited(stream_id, stream, flow, data, end_stream)
         if end_stream:
             stream.can_send = False
             self._maybe_release_stream(stream_id, stream)
@@ -640,9 +846,9 @@ class WebTransportProtocol:
             code: The 32-bit WebTransport application error code.
         """
         stream = self._streams.get(stream_id)
-        if stream is None or not stream.can_send:
+        if stream is None or not (stream.can_send or stream.held_fin):
             return
-        self.quic.reset_stream(stream_id, to_http3_error(code))
+        self._reset_sending(stream_id, stream, to_http3_error(code))
         stream.can_send = False
         self._maybe_release_stream(stream_id, stream)
 
@@ -687,6 +893,32 @@ class WebTransportProtocol:
         self.h3.send_headers(
             stream_id, [(b":status", str(status).encode()), *(headers or [])], end_stream
         )
+        if end_stream and not self.is_client:
+            self._stop_request(stream_id)
+
+    def _reset_request(self, stream_id: int) -> None:
+        """Abandon our side of a CONNECT stream with H3_REQUEST_CANCELLED.
+
+        aioquic's HTTP/3 layer does not see resets sent through QUIC, so its stream state
+        is marked (and released once both sides are done) here.
+        """
+        h3_stream = self.h3._stream.get(stream_id)
+        if h3_stream is None or h3_stream.sending_ended:
+            return
+        self.quic.reset_stream(stream_id, _H3_REQUEST_CANCELLED)
+        h3_stream.sending_ended = True
+        if h3_stream.is_ended():
+            del self.h3._stream[stream_id]
+
+    def _stop_request(self, stream_id: int) -> None:
+        """Ask the peer to end a request stream whose answer is complete (RFC 9114 4.1.1).
+
+        Without it, a peer that never ends its side would keep aioquic's state for the
+        stream until the connection closes.
+        """
+        h3_stream = self.h3._stream.get(stream_id)
+        if h3_stream is not None and not h3_stream.receiving_ended:
+            self.quic.stop_stream(stream_id, _H3_NO_ERROR)
 
     def _send_close(self, session_id: int, code: int, reason: str) -> None:
         h3_stream = self.h3._stream.get(session_id)
@@ -705,8 +937,12 @@ class WebTransportProtocol:
     ) -> None:
         session = self._sessions[session_id]
         was_open = session.state is SessionState.OPEN
+        if trigger is Trigger.RESET:
+            self._reset_request(session_id)  # the peer abandoned the stream: so do we
         if trigger in (Trigger.CLOSE_CAPSULE, Trigger.FIN) and was_open:
             self._send_close(session_id, code, "")  # answer with FIN (and echo the code)
+            if trigger is Trigger.CLOSE_CAPSULE and not self.is_client:
+                self._stop_request(session_id)  # data after the close capsule means nothing
         if trigger in (Trigger.CLOSE_CAPSULE, Trigger.FIN) and not was_open and not self.is_client:
             self._respond(session_id, 400, end_stream=True)  # the request was withdrawn
         self._move(session, trigger)
@@ -718,11 +954,14 @@ class WebTransportProtocol:
     def _release(self, session: _Session) -> None:
         """Forget a closed session and abandon its streams."""
         del self._sessions[session.session_id]
+        if session.flow is not None and self._unread:
+            for stream_id in [k for k, v in self._unread.items() if v[0] == session.session_id]:
+                del self._unread[stream_id]
         gone = WTErrorCode.SESSION_GONE
         for stream_id in session.streams:
             stream = self._streams[stream_id]  # a session's streams are all held
-            if stream.can_send:
-                self.quic.reset_stream(stream_id, gone)
+            if stream.can_send or stream.held_fin:
+                self._reset_sending(stream_id, stream, gone)
                 stream.can_send = False
             if stream.can_receive and not (stream.orphan or stream.stopped):
                 self.quic.stop_stream(stream_id, gone)
@@ -730,11 +969,251 @@ class WebTransportProtocol:
             self._maybe_release_stream(stream_id, stream)
 
     def _maybe_release_stream(self, stream_id: int, stream: _Stream) -> None:
-        if stream.can_send or stream.can_receive:
+        if stream.can_send or stream.can_receive or stream.held_fin:
             return
         del self._streams[stream_id]
         session = self._sessions.get(stream.session_id)
         if session is not None:
             session.streams.discard(stream_id)
+            if session.flow is not None and not stream.local:
+                # a stream of the peer's is finished: it may open another
+                unidirectional = stream_is_unidirectional(stream_id)
+                grant = session.flow.receive.on_stream_closed(unidirectional)
+                if grant is not None:
+                    kind = WT_MAX_STREAMS_UNI if unidirectional else WT_MAX_STREAMS_BIDI
+                    self._send_capsule(session, encode_value(kind, grant))
         # aioquic keeps HTTP/3 state for WebTransport streams forever: drop it.
         self.h3._stream.pop(stream_id, None)
+
+    def _reset_sending(self, stream_id: int, stream: _Stream, error_code: int) -> None:
+        """Reset our sending side; a stream we opened keeps its header reliable."""
+        self._drop_held(stream_id, stream)
+        if stream.local:
+            # The header names the session: RESET_STREAM_AT keeps it deliverable, so the
+            # peer can tie the reset to its session (plain RESET_STREAM if unsupported).
+            self.quic.reset_stream_at(stream_id, error_code, stream.header)
+        else:
+            self.quic.reset_stream(stream_id, error_code)
+
+    # -- flow control ----------------------------------------------------------------------
+
+    def stream_consumed(self, stream_id: int, size: int) -> bool:
+        """Note that the application read (or dropped) `size` bytes of a stream.
+
+        In a flow-controlled session this is what lets the peer send more: a WT_MAX_DATA
+        capsule is queued once enough was consumed.
+
+        Args:
+            stream_id: The stream id.
+            size: The number of bytes.
+
+        Returns:
+            Whether a capsule was queued (the caller should transmit).
+        """
+        entry = self._unread.get(stream_id)
+        if entry is None:
+            return False
+        session_id, outstanding = entry
+        size = min(size, outstanding)
+        if size == outstanding:
+            del self._unread[stream_id]
+        else:
+            entry[1] = outstanding - size
+        session = self._sessions.get(session_id)
+        if session is None or session.flow is None or not size:
+            return False
+        return self._consume(session, size)
+
+    def _start_flow(self, session: _Session) -> None:
+        """Turn flow control on for a session, once both the dialect and the peer allow it."""
+        settings = self.h3.received_settings
+        if (
+            session.flow is not None
+            or not session.dialect.has_flow_control
+            or settings is None
+            or not flow_control_offered(settings)
+        ):
+            return
+        peer = peer_limits(settings)
+        session.flow = _Flow(
+            send=SendCredit(
+                max_data=peer.max_data,
+                max_streams_bidi=peer.max_streams_bidi,
+                max_streams_uni=peer.max_streams_uni,
+            ),
+            receive=ReceiveWindow(self.flow_limits),
+        )
+
+    def _send_capsule(self, session: _Session, capsule: bytes) -> bool:
+        """Queue a capsule on a session's CONNECT stream, if it can carry one now."""
+        if session.state is SessionState.REQUESTED and not self.is_client:
+            return False  # the answer's HEADERS must come first; accept() catches up
+        h3_stream = self.h3._stream.get(session.session_id)
+        if h3_stream is None or h3_stream.sending_ended:
+            return False
+        self.h3.send_data(session.session_id, capsule, end_stream=False)
+        return True
+
+    def _send_grants(self, session: _Session) -> None:
+        """Send the limits that grew beyond the initial ones before they could be sent."""
+        assert session.flow is not None
+        receive = session.flow.receive
+        if receive.max_data != self.flow_limits.max_data:
+            self._send_capsule(session, encode_value(WT_MAX_DATA, receive.max_data))
+        for unidirectional, kind, initial in (
+            (False, WT_MAX_STREAMS_BIDI, self.flow_limits.max_streams_bidi),
+            (True, WT_MAX_STREAMS_UNI, self.flow_limits.max_streams_uni),
+        ):
+            if receive.max_streams[unidirectional] != initial:
+                self._send_capsule(
+                    session, encode_value(kind, receive.max_streams[unidirectional])
+                )
+
+    def _consume(self, session: _Session, size: int) -> bool:
+        assert session.flow is not None
+        grant = session.flow.receive.on_consumed(size)
+        if grant is None:
+            return False
+        return self._send_capsule(session, encode_value(WT_MAX_DATA, grant))
+
+    def _flow_capsule(self, session: _Session, capsule_type: int, data: bytes) -> None:
+        """Act on a flow-control capsule from the peer."""
+        flow = session.flow
+        if flow is None:
+            return  # flow control is off for this session: the capsule means nothing
+        if capsule_type not in (
+            WT_MAX_DATA,
+            WT_MAX_STREAMS_BIDI,
+            WT_MAX_STREAMS_UNI,
+            WT_DATA_BLOCKED,
+            WT_STREAMS_BLOCKED_BIDI,
+            WT_STREAMS_BLOCKED_UNI,
+        ):
+            raise CapsuleError(f"capsule 0x{capsule_type:x} is not allowed over HTTP/3")
+        value = decode_value(data)
+        if capsule_type == WT_MAX_DATA:
+            if flow.send.update_max_data(value):
+                self._flush_held(session, flow)
+        elif capsule_type in (WT_MAX_STREAMS_BIDI, WT_MAX_STREAMS_UNI):
+            flow.send.update_max_streams(capsule_type == WT_MAX_STREAMS_UNI, value)
+        elif capsule_type == WT_DATA_BLOCKED:
+            grant = flow.receive.on_data_blocked()
+            if grant is not None:
+                self._send_capsule(session, encode_value(WT_MAX_DATA, grant))
+        else:
+            unidirectional = capsule_type == WT_STREAMS_BLOCKED_UNI
+            grant = flow.receive.on_streams_blocked(unidirectional)
+            if grant is not None:
+                kind = WT_MAX_STREAMS_UNI if unidirectional else WT_MAX_STREAMS_BIDI
+                self._send_capsule(session, encode_value(kind, grant))
+
+    def _flow_failed(
+        self, session: _Session, exc: FlowControlError, out: list[events.Event]
+    ) -> None:
+        """End a session whose peer broke flow control: reset its CONNECT stream."""
+        session_id = session.session_id
+        self.quic.reset_stream(session_id, WTErrorCode.FLOW_CONTROL_ERROR)
+        self.quic.stop_stream(session_id, WTErrorCode.FLOW_CONTROL_ERROR)
+        self._end(session_id, Trigger.PROTOCOL_ERROR, exc.code, str(exc), False, out)
+
+    def _flow_data(
+        self,
+        session: _Session,
+        stream_id: int,
+        stream: _Stream,
+        size: int,
+        out: list[events.Event],
+    ) -> bool:
+        """Account for stream data from the peer; `False` if it broke the session's limit."""
+        assert session.flow is not None
+        try:
+            session.flow.receive.on_data(size)
+        except FlowControlError as exc:
+            self._flow_failed(session, exc, out)
+            return False
+        if stream.stopped:
+            self._consume(session, size)  # dropped unread
+        else:
+            entry = self._unread.get(stream_id)
+            if entry is None:
+                self._unread[stream_id] = [session.session_id, size]
+            else:
+                entry[1] += size
+        return True
+
+    def _flow_final_size(
+        self, session: _Session, stream_id: int, stream: _Stream, out: list[events.Event]
+    ) -> bool:
+        """Count the bytes a reset stream never delivered; `False` if that broke the limit."""
+        quic_stream = self.quic._streams.get(stream_id)
+        if quic_stream is None:
+            return True
+        header = 0 if stream.local else stream.header
+        unseen = quic_stream.receiver.highest_offset - header - stream.received
+        if unseen <= 0:
+            return True
+        stream.received += unseen
+        assert session.flow is not None
+        try:
+            session.flow.receive.on_data(unseen)
+        except FlowControlError as exc:
+            self._flow_failed(session, exc, out)
+            return False
+        self._consume(session, unseen)  # never to be read
+        return True
+
+    def _send_limited(
+        self, stream_id: int, stream: _Stream, flow: _Flow, data: bytes, end_stream: bool
+    ) -> None:
+        """Send what the peer's data limit allows; hold the rest, in order."""
+        if stream.held is not None:
+            stream.held += data
+        else:
+            allowed = flow.send.take(len(data))
+            if allowed == len(data):
+                self.quic.send_stream_data(stream_id, data, end_stream)
+                return
+            if allowed:
+                self.quic.send_stream_data(stream_id, data[:allowed])
+            stream.held = bytearray(data[allowed:])
+            flow.held[stream_id] = None
+        if end_stream:
+            stream.held_fin = True
+        self._report_data_blocked(stream.session_id, flow)
+
+    def _flush_held(self, session: _Session, flow: _Flow) -> None:
+        """Send held bytes, oldest stream first, as far as the new credit goes."""
+        for stream_id in list(flow.held):
+            stream = self._streams.get(stream_id)
+            if stream is None or stream.held is None:
+                del flow.held[stream_id]
+                continue
+            allowed = flow.send.take(len(stream.held))
+            if not allowed:
+                break
+            chunk = bytes(stream.held[:allowed])
+            del stream.held[:allowed]
+            if stream.held:
+                self.quic.send_stream_data(stream_id, chunk)
+                break
+            self.quic.send_stream_data(stream_id, chunk, stream.held_fin)
+            stream.held = None
+            stream.held_fin = False
+            del flow.held[stream_id]
+            self._maybe_release_stream(stream_id, stream)
+        if flow.held:
+            self._report_data_blocked(session.session_id, flow)
+
+    def _report_data_blocked(self, session_id: int, flow: _Flow) -> None:
+        limit = flow.send.data_blocked()
+        if limit is not None:
+            self._send_capsule(self._sessions[session_id], encode_value(WT_DATA_BLOCKED, limit))
+
+    def _drop_held(self, stream_id: int, stream: _Stream) -> None:
+        if stream.held is None and not stream.held_fin:
+            return
+        stream.held = None
+        stream.held_fin = False
+        session = self._sessions.get(stream.session_id)
+        if session is not None and session.flow is not None:
+            session.flow.held.pop(stream_id, None)

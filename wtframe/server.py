@@ -5,14 +5,20 @@ IPv6 only), and runs every WebTransport session of every connection through the 
 router. Without a certificate it generates a development one that browsers accept through
 `serverCertificateHashes`; [`Server.certificate`][wtframe.Server] gives its hash.
 
-Shutdown ([`Server.shutdown()`][wtframe.Server.shutdown]) is graceful: every open session
-is sent DRAIN, sessions get `grace` seconds to finish, and those still open are closed with
-[`CloseCode.GOING_AWAY`][wtframe.CloseCode] (1001).
+Before a session request reaches its `Session` class it passes the app's checks, in this
+order: a path without a route gets `404`, an origin the app does not allow `403`
+([`OriginPolicy`][wtframe.origins.OriginPolicy]), a server shutting down `503`, and a
+connection already holding `Limits.max_sessions` sessions `429`.
+
+Shutdown ([`Server.shutdown()`][wtframe.server.Server.shutdown]) is graceful: every open session
+is sent DRAIN and sees `Session.server_draining`, sessions get `grace` seconds to finish,
+and those still open are closed with [`CloseCode.GOING_AWAY`][wtframe.CloseCode] (1001).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from typing import TYPE_CHECKING, Any
@@ -30,7 +36,9 @@ from ._connection import WebTransportConnection
 from ._runner import SessionRunner, logger
 from .certs import Certificate, generate_certificate, load_certificate
 from .codes import CloseCode
+from .flowcontrol import FlowLimits
 from .requests import Request
+from .streams import ReceiveStream
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -40,27 +48,81 @@ if TYPE_CHECKING:
 __all__ = ["Server", "serve"]
 
 
+RECEIVE_BUFFER = 4 * 1024 * 1024
+"""The UDP receive buffer the server asks for (the kernel may grant less)."""
+
+CLOSE_LINGER = 1.0
+"""Seconds a peer has to end the CONNECT stream after the server closed the session."""
+
+_H3_NO_ERROR = 0x100
+
+
 class _ServerConnection(WebTransportConnection):
     """A server-side QUIC connection: session requests go through the app's router."""
 
     def __init__(self, quic: QuicConnection, *, server: Server, **kwargs: Any) -> None:
-        super().__init__(quic, max_sessions=server.app.max_sessions, **kwargs)
+        limits = server.app.limits
+        # Draft-15 peers are held to the same budget by WebTransport flow control.
+        flow = FlowLimits(limits.max_session_buffer, limits.max_streams, limits.max_streams)
+        super().__init__(quic, max_sessions=limits.max_sessions, flow_limits=flow, **kwargs)
+        self.wt.max_capsule_size = limits.max_capsule_size
         self.server = server
         server.connections.add(self)
 
     def session_requested(self, event: events.SessionRequested) -> None:
+        app = self.server.app
         request = Request(event.headers, client=self._client_address())
-        match = self.server.app.router.match(request.raw_path)
-        if match is None or self.server.shutting_down:
-            self.wt.reject(event.session_id, 503 if match else 404)
+        match = app.router.match(request.raw_path)
+        status = 0
+        if match is None:
+            status = 404
+        elif not app.origin_policy.allows(_origin(event.headers)):
+            logger.info("session refused: origin %r not allowed", _origin(event.headers))
+            status = 403
+        elif self.server.shutting_down:
+            status = 503
+        if status or match is None:
+            self.wt.reject(event.session_id, status)
             self._transmit_soon()
             return
         request.path_params.update(match.path_params)
         runner = SessionRunner(
-            self, event.session_id, match.route.endpoint, request, self.server.app.codec
+            self, event.session_id, match.route.endpoint, request, app.codec, app.limits
         )
         self.links[event.session_id] = runner
         runner.start()
+
+    def close_session(self, session_id: int, code: int, reason: str) -> None:
+        """Close a session; stop the CONNECT stream if the peer never ends its side."""
+        super().close_session(session_id, code, reason)
+        self._loop.call_later(CLOSE_LINGER, self._abandon_connect_stream, session_id)
+
+    def _abandon_connect_stream(self, session_id: int) -> None:
+        # After the close capsule and FIN, a peer ends its side of the CONNECT stream at
+        # once; one that does not would hold aioquic's stream state until the connection
+        # ends. STOP_SENDING is sent only now, as browsers want the capsule to come first.
+        h3_stream = self.wt.h3._stream.get(session_id)
+        if (
+            h3_stream is None
+            or h3_stream.receiving_ended
+            or not h3_stream.sending_ended
+            or session_id in self.links
+            or session_id not in self._quic._streams
+            or self._transport is None
+            or self._transport.is_closing()
+        ):
+            return
+        self._quic.stop_stream(session_id, _H3_NO_ERROR)
+        self.transmit()
+
+    def _dispatch(self, event: events.Event) -> None:
+        super()._dispatch(event)
+        if type(event) is events.StreamDataReceived and event.data:
+            # Enforce the receive buffer limits once the data is buffered.
+            stream = self._streams.get(event.stream_id)
+            link = self.links.get(event.session_id)
+            if isinstance(link, SessionRunner) and isinstance(stream, ReceiveStream):
+                link.stream_fed(stream)
 
     def _client_address(self) -> tuple[str, int] | None:
         paths = self._quic._network_paths
@@ -96,6 +158,7 @@ class Server:
         self.port = 0
         self.connections: set[_ServerConnection] = set()
         self.shutting_down = False
+        self._hurry = asyncio.Event()
         self._quic_server: QuicServer | None = None
         self._transport: asyncio.DatagramTransport | None = None
         self._closed = asyncio.Event()
@@ -125,17 +188,28 @@ class Server:
     async def shutdown(self, grace: float = 5.0) -> None:
         """Stop accepting sessions, drain the open ones, then close what is left.
 
+        New session requests are answered `503` from the start. Every session held gets
+        `Session.server_draining`, open ones are sent DRAIN (sessions still in `on_connect`
+        get it once accepted), and sessions that have not ended after `grace` seconds (or
+        at `end_grace()`) are closed with `CloseCode.GOING_AWAY`; those still connecting
+        are answered `503`. Returns early once every session has ended.
+
         Args:
             grace: Seconds that sessions get to finish after DRAIN before they are closed
                 with `CloseCode.GOING_AWAY`.
         """
         self.shutting_down = True
         for runner in self.runners:
+            runner.server_draining = True
             if runner.state == "open":
                 runner.drain()
         deadline = time.monotonic() + grace
-        while self.runners and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        while self.runners and not self._hurry.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._hurry.wait(), min(0.05, remaining))
         for runner in self.runners:
             if runner.state == "open":
                 runner.close(CloseCode.GOING_AWAY, "server shutting down")
@@ -146,6 +220,10 @@ class Server:
             await asyncio.wait(pending, timeout=grace)
         await asyncio.sleep(0)  # let the close capsules leave
         self.close()
+
+    def end_grace(self) -> None:
+        """Cut a running `shutdown()`'s grace period short: close the sessions now."""
+        self._hurry.set()
 
     def close(self) -> None:
         """Close every connection and the socket at once, without draining."""
@@ -181,12 +259,23 @@ class Server:
         self._quic_server = protocol
 
 
+def _origin(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == b"origin":
+            return value.decode("utf-8", "replace")
+    return None
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
         if family == socket.AF_INET6 and host == "::":
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        # Every connection shares this socket: a burst (a thousand handshakes at once)
+        # must not overflow it. The kernel caps the size at net.core.rmem_max.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         sock.bind((host, port))
     except OSError:
         sock.close()

@@ -31,6 +31,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .codecs import Codec
+from .dialects import Dialect
 from .exceptions import DecodeError
 from .framing import MAX_MESSAGE_SIZE_DEFAULT
 from .messages import encode_message, request_on_stream
@@ -167,6 +168,26 @@ class Session:
         return self._runner.draining
 
     @property
+    def server_draining(self) -> bool:
+        """Whether the server is shutting down: finish what is in flight, start nothing long.
+
+        It turns true when `Server.shutdown()` starts (on SIGTERM under `App.run`), as the
+        peer is sent DRAIN; the session is closed with `CloseCode.GOING_AWAY` once the
+        grace period is over.
+        """
+        return self._runner.server_draining
+
+    @property
+    def dropped_datagrams(self) -> int:
+        """Datagrams dropped because `Limits.max_datagram_tasks` handlers were waiting."""
+        return self._runner.dropped_datagrams
+
+    @property
+    def dialect(self) -> Dialect:
+        """The WebTransport draft the peer speaks (a `wtframe.dialects.Dialect`)."""
+        return self._runner.connection.wt.dialect(self.session_id) or Dialect.DRAFT02
+
+    @property
     def max_datagram_size(self) -> int:
         """The largest datagram payload `send_datagram` can send now, in bytes."""
         return self._runner.connection.wt.max_datagram_size()
@@ -225,12 +246,15 @@ class Session:
     async def open_stream(self) -> Stream:
         """Open a bidirectional stream to the peer.
 
+        With a draft-15 peer, waits while the peer's stream limit allows no more.
+
         Returns:
             The new stream.
 
         Raises:
             SessionClosed: If the session has ended.
         """
+        await self._runner.connection.wait_stream_credit(self.session_id, False)
         stream = self._runner.open_stream(unidirectional=False)
         assert isinstance(stream, Stream)
         return stream
@@ -238,12 +262,15 @@ class Session:
     async def open_uni_stream(self) -> SendStream:
         """Open a unidirectional (send-only) stream to the peer.
 
+        With a draft-15 peer, waits while the peer's stream limit allows no more.
+
         Returns:
             The new stream.
 
         Raises:
             SessionClosed: If the session has ended.
         """
+        await self._runner.connection.wait_stream_credit(self.session_id, True)
         return self._runner.open_stream(unidirectional=True)
 
     async def drain(self) -> None:

@@ -49,6 +49,8 @@ class _StreamIO(Protocol):
 
     def stream_buffered(self, stream_id: int) -> int: ...
 
+    def stream_consumed(self, stream_id: int, size: int) -> None: ...
+
     def stream_wait_writable(self, stream: SendStream) -> None: ...
 
     def stream_done(self, stream: _StreamBase) -> None: ...
@@ -103,6 +105,7 @@ class ReceiveStream(_StreamBase, MessageReader):
         self._recv_error: BaseException | None = None
         self._read_waiter: asyncio.Future[None] | None = None
         self._stopped = False
+        self._credited = 0  # buffered bytes already reported consumed (flow control)
 
     @property
     def at_eof(self) -> bool:
@@ -185,6 +188,9 @@ class ReceiveStream(_StreamBase, MessageReader):
         if self._eof:
             return
         self._stopped = True
+        if self._size > self._credited:
+            self._io.stream_consumed(self.stream_id, self._size - self._credited)  # dropped
+        self._credited = 0
         self._chunks.clear()
         self._size = 0
         self._io.stream_stop(self.stream_id, code)
@@ -208,14 +214,19 @@ class ReceiveStream(_StreamBase, MessageReader):
         if end_stream:
             self._check_done()
 
-    def _reset_by_peer(self, code: int) -> None:
-        self._finish_receiving(StreamReset(code))
+    def _reset_by_peer(self, code: int, keep_data: bool = False) -> None:
+        # After a reliable reset (RESET_STREAM_AT) the bytes received stay readable.
+        self._finish_receiving(StreamReset(code), keep_data)
 
-    def _finish_receiving(self, exc: BaseException) -> None:
+    def _finish_receiving(self, exc: BaseException, keep_data: bool = False) -> None:
         if self._eof:
             return
-        self._chunks.clear()
-        self._size = 0
+        if not keep_data:
+            if self._size > self._credited:
+                self._io.stream_consumed(self.stream_id, self._size - self._credited)  # dropped
+            self._credited = 0
+            self._chunks.clear()
+            self._size = 0
         self._recv_error = exc
         self._feed(b"", True)
 
@@ -231,6 +242,11 @@ class ReceiveStream(_StreamBase, MessageReader):
     async def _wait_data(self) -> None:
         if self._recv_error is not None:
             raise self._recv_error
+        if self._size > self._credited:
+            # The reader waits for more than is here: what is here is as good as consumed,
+            # or a flow-controlled peer could never send the rest.
+            self._io.stream_consumed(self.stream_id, self._size - self._credited)
+            self._credited = self._size
         waiter = asyncio.get_running_loop().create_future()
         self._read_waiter = waiter
         try:
@@ -244,6 +260,11 @@ class ReceiveStream(_StreamBase, MessageReader):
     def _take(self, n: int) -> bytes:
         if n == 0:
             return b""
+        if n > self._credited:
+            self._io.stream_consumed(self.stream_id, n - self._credited)
+            self._credited = 0
+        else:
+            self._credited -= n
         chunks = self._chunks
         first = chunks[0]
         if len(first) == n:

@@ -70,7 +70,17 @@ class TestClient:
         return self._server
 
     def url(self, path: str = "/") -> str:
-        """Return the URL of `path` on the running server."""
+        """Return the URL of `path` on the running server.
+
+        Args:
+            path: The path, query string allowed.
+
+        Returns:
+            An `https://` URL with the server's loopback address and real port.
+
+        Raises:
+            RuntimeError: Outside the `async with` block.
+        """
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"https://{host}:{self.server.port}{path}"
 
