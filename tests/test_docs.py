@@ -14,7 +14,8 @@ from selenium.webdriver.common.by import By
 from tests.support.browser import ChromiumDriver, PageServer
 
 ROOT = Path(__file__).resolve().parent.parent
-SNIPPETS = sorted((ROOT / "docs" / "snippets").glob("*.py"))
+SNIPPETS_DIR = ROOT / "docs" / "snippets"
+SNIPPETS = sorted(SNIPPETS_DIR.rglob("*.py"))
 SNIPPET_TIMEOUT = 60
 RENDER_TIMEOUT = 20.0
 
@@ -69,7 +70,9 @@ def test_snippets_exist() -> None:
     assert SNIPPETS, "docs/snippets holds no Python sample"
 
 
-@pytest.mark.parametrize("snippet", SNIPPETS, ids=[path.name for path in SNIPPETS])
+@pytest.mark.parametrize(
+    "snippet", SNIPPETS, ids=[path.relative_to(SNIPPETS_DIR).as_posix() for path in SNIPPETS]
+)
 def test_snippet_runs(snippet: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(snippet)],
