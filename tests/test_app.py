@@ -223,3 +223,40 @@ def test_url_path_for_uses_route_names() -> None:
 
     assert app.url_path_for("room", room=3) == "/rooms/3"
     assert app.router.match("/rooms/3") is not None
+
+
+# -- shared state and startup/shutdown hooks ---------------------------------------------
+
+
+async def test_startup_and_shutdown_hooks_frame_the_sessions_and_share_state() -> None:
+    calls: list[str] = []
+    app = App(on_startup=[lambda: calls.append("sync startup")])
+
+    @app.on_startup
+    async def open_store() -> None:
+        calls.append("async startup")
+        app.state.scores = {"ada": 41}
+
+    @app.on_shutdown
+    async def close_store() -> None:
+        calls.append(f"shutdown with {app.state.scores['ada']}")
+
+    @app.on_shutdown
+    def broken() -> None:
+        raise RuntimeError("a failing hook must not stop the others")
+
+    app.on_shutdown(lambda: calls.append("last"))
+
+    @app.session("/score")
+    class Scores(Session):
+        async def on_datagram(self, data: bytes) -> None:
+            self.app.state.scores["ada"] += 1
+            self.send_datagram(str(self.app.state.scores["ada"]).encode())
+
+    async with TestClient(app) as client:
+        assert calls == ["sync startup", "async startup"]
+        async with client.connect("/score") as session:
+            session.send_datagram(b"+1")
+            assert await asyncio.wait_for(session.receive_datagram(), WAIT) == b"42"
+        assert len(calls) == 2
+    assert calls == ["sync startup", "async startup", "shutdown with 42", "last"]

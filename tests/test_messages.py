@@ -181,3 +181,56 @@ def test_undecodable_annotation_fails_at_registration() -> None:
 
     with pytest.raises(ConfigurationError):
         App().add_session("/weird", Weird)
+
+
+@app.session("/rpc-friendly")
+class FriendlyRpc(Session):
+    async def on_request(self, msg: Increment) -> Score:
+        return Score(username=msg.username, score=1)
+
+    async def on_invalid_request(self, stream: ReceiveStream, error: Exception) -> None:
+        assert isinstance(stream, Stream)
+        await stream.write_message({"error": "invalid request"})
+
+
+async def test_invalid_request_is_reset_with_1007_by_default() -> None:
+    async with TestClient(app) as client, client.connect("/rpc") as session:
+        with pytest.raises(StreamReset) as info:
+            await wait(session.send_request({"type": "increment"}, Score))
+        assert info.value.code == StreamErrorCode.INVALID_MESSAGE
+        ok = await wait(session.send_request(Increment(type="increment", username="z"), Score))
+        assert ok == Score(username="z", score=1)
+
+
+async def test_on_invalid_request_can_answer_instead() -> None:
+    async with TestClient(app) as client, client.connect("/rpc-friendly") as session:
+        answer = await wait(session.send_request(b"{not json", Any))
+        assert answer == {"error": "invalid request"}
+
+
+class Pusher(Session):
+    async def on_connect(self) -> None:
+        await self.accept()
+        self.create_task(self._push())
+
+    async def _push(self) -> None:
+        stream = await self.open_uni_stream()
+        while True:
+            await stream.send({"tick": True})
+            await asyncio.sleep(0.005)
+
+    async def on_datagram(self, data: bytes) -> None:
+        self.send_datagram(data)
+
+
+async def test_a_stream_error_in_a_session_task_ends_only_the_task() -> None:
+    pushing = App()
+    pushing.add_session("/push", Pusher)
+    async with TestClient(pushing) as client, client.connect("/push") as session:
+        pushed = await wait(session.accept_stream())
+        assert await wait(pushed.receive(Any)) == {"tick": True}
+        pushed.stop(5)  # the server's next send raises StreamStopped inside its task
+        await asyncio.sleep(0.1)
+        session.send_datagram(b"still open?")
+        assert await wait(session.receive_datagram()) == b"still open?"
+        assert not session.is_closed

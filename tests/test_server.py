@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from wtframe import App, CloseCode, HandshakeError, Session, connect, serve
-from wtframe.certs import generate_certificate
+from wtframe.certs import generate_certificate, load_certificate
+from wtframe.server import quic_configuration
 from wtframe.testing import TestClient
 
 WAIT = 5
@@ -169,3 +172,19 @@ async def test_connection_loss_is_forgotten_and_others_carry_on() -> None:
         await lost.close()
         survivor.send_datagram(b"ok")
         assert await asyncio.wait_for(survivor.receive_datagram(), WAIT) == b"ok"
+
+
+def test_a_full_chain_file_serves_its_intermediates(tmp_path: Path) -> None:
+    """`fullchain.pem` (leaf, then intermediates) keeps the intermediates in the handshake."""
+    leaf = generate_certificate()
+    intermediate = generate_certificate(("intermediate.example",))
+    chain = tmp_path / "fullchain.pem"
+    chain.write_bytes(leaf.cert_pem + intermediate.cert_pem)
+    key = tmp_path / "key.pem"
+    key.write_bytes(leaf.key_pem)
+    configuration = quic_configuration(load_certificate(chain, key))
+    assert configuration.certificate is not None
+    assert configuration.certificate.public_bytes(Encoding.DER) == leaf.der
+    assert [c.public_bytes(Encoding.DER) for c in configuration.certificate_chain] == [
+        intermediate.der
+    ]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from .app import App
+from .app import App, State
 from .client import ClientSession, connect
 from .codes import CloseCode, StreamErrorCode
+from .dialects import Dialect
 from .exceptions import (
     CapsuleError,
     ConfigurationError,
@@ -26,6 +27,8 @@ from .exceptions import (
     TruncatedMessage,
     WTFrameError,
 )
+from .limits import Limits
+from .origins import OriginPolicy
 from .requests import Request
 from .routing import Router, SessionRoute
 from .server import Server, serve
@@ -42,11 +45,14 @@ __all__ = [
     "ConfigurationError",
     "DatagramTooLarge",
     "DecodeError",
+    "Dialect",
     "EncodeError",
     "HandshakeError",
     "IncompleteReadError",
+    "Limits",
     "MessageError",
     "MessageTooLarge",
+    "OriginPolicy",
     "ProtocolError",
     "ReceiveStream",
     "Reject",
@@ -58,6 +64,7 @@ __all__ = [
     "SessionClosed",
     "SessionError",
     "SessionRoute",
+    "State",
     "Stream",
     "StreamClosed",
     "StreamError",

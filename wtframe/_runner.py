@@ -290,7 +290,11 @@ class SessionRunner:
     # -- tasks -------------------------------------------------------------------------------
 
     def create_task(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        """Run `coro` as a task of the session: cancelled when it ends, failures close it."""
+        """Run `coro` as a task of the session: cancelled when it ends, failures close it.
+
+        A `StreamError` escaping the task ends only the task, as it would end an
+        `on_stream` handler.
+        """
         if self.state == _CLOSED:
             coro.close()
             raise SessionClosed(self.close_code or 0, self.close_reason or "")
@@ -312,6 +316,8 @@ class SessionRunner:
             await coro
         except (SessionClosed, asyncio.CancelledError):
             pass
+        except StreamError as exc:  # a stream's failure (e.g. the peer stopped it) is its own
+            logger.info("%s of %r: %r", getattr(coro, "__qualname__", "hook"), self.session, exc)
         except Exception:
             self._hook_failed(getattr(coro, "__qualname__", "hook"))
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import inspect
+import logging
 import signal
 from collections.abc import Callable, Iterable
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .codecs import Codec
@@ -20,7 +23,14 @@ from .session import Session
 if TYPE_CHECKING:
     from .server import Server
 
-__all__ = ["App"]
+__all__ = ["App", "State"]
+
+F = TypeVar("F", bound=Callable[[], Any])
+
+
+class State(SimpleNamespace):
+    """An attribute bag for the app's shared objects: `app.state.store = SQLiteStore(...)`."""
+
 
 S = TypeVar("S", bound=type[Session])
 
@@ -42,6 +52,10 @@ class App:
             gets `403` before any hook runs. See [`OriginPolicy`][wtframe.origins.OriginPolicy].
         require_origin: Also refuse (`403`) requests that carry no `origin` header, that
             is, clients that are not browsers. Off by default.
+        on_startup: Callables (sync or async) run, in order, before the server takes its
+            first session: open databases and pools here. More with `@app.on_startup`.
+        on_shutdown: Callables run, in order, after every session has ended during
+            `Server.shutdown()`: close what `on_startup` opened. More with `@app.on_shutdown`.
 
     Raises:
         ConfigurationError: If a limit or an origin is invalid.
@@ -66,6 +80,8 @@ class App:
         limits: Limits | None = None,
         allowed_origins: Iterable[str] | None = None,
         require_origin: bool = False,
+        on_startup: Iterable[Callable[[], Any]] = (),
+        on_shutdown: Iterable[Callable[[], Any]] = (),
     ) -> None:
         limits = limits or Limits()
         if max_sessions is not None:
@@ -79,6 +95,54 @@ class App:
         self.origin_policy = OriginPolicy(allowed_origins, require_origin=require_origin)
         """Which origins may open sessions."""
         self.codec = codec
+        self.state = State()
+        """Shared state for the app's sessions (`self.app.state.db = ...`), set up by
+        `on_startup` hooks and reached from sessions as `self.app.state`."""
+        self.startup_hooks: list[Callable[[], Any]] = list(on_startup)
+        """What runs before the first session (see `on_startup`)."""
+        self.shutdown_hooks: list[Callable[[], Any]] = list(on_shutdown)
+        """What runs after the last session (see `on_shutdown`)."""
+
+    def on_startup(self, func: F) -> F:
+        """Decorate a function (sync or async) to run before the server takes sessions.
+
+        Args:
+            func: The function; it takes no arguments.
+
+        Returns:
+            `func`, unchanged.
+        """
+        self.startup_hooks.append(func)
+        return func
+
+    def on_shutdown(self, func: F) -> F:
+        """Decorate a function (sync or async) to run once every session has ended.
+
+        Args:
+            func: The function; it takes no arguments.
+
+        Returns:
+            `func`, unchanged.
+        """
+        self.shutdown_hooks.append(func)
+        return func
+
+    async def startup(self) -> None:
+        """Run the startup hooks, in order (`serve()` does this before binding)."""
+        for hook in self.startup_hooks:
+            result = hook()
+            if inspect.isawaitable(result):
+                await result
+
+    async def shutdown(self) -> None:
+        """Run the shutdown hooks, in order; one that raises is logged and the rest still run."""
+        for hook in self.shutdown_hooks:
+            try:
+                result = hook()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                logging.getLogger("wtframe").exception("shutdown hook %r raised", hook)
 
     @property
     def max_sessions(self) -> int:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .datastructures import Headers, QueryParams, parse_query
+
+if TYPE_CHECKING:
+    from .app import App
 
 __all__ = ["Request"]
 
@@ -16,15 +19,17 @@ class Request:
         headers: The request headers, pseudo-headers included, as aioquic delivers them.
         path_params: The converted path parameters of the matched route.
         client: The peer's address, `(host, port)`.
+        app: The [`App`][wtframe.App] serving the request, if any.
     """
 
-    __slots__ = ("_query", "client", "headers", "path_params", "raw_path")
+    __slots__ = ("_query", "app", "client", "headers", "path_params", "raw_path")
 
     def __init__(
         self,
         headers: list[tuple[bytes, bytes]],
         path_params: dict[str, Any] | None = None,
         client: tuple[str, int] | None = None,
+        app: App | None = None,
     ) -> None:
         self.headers = Headers(headers)
         """All request headers, case-insensitive (pseudo-headers such as `:path` included)."""
@@ -35,6 +40,8 @@ class Request:
         self.client = client
         """The peer's `(host, port)`, or `None` if unknown."""
         self._query: QueryParams | None = None
+        self.app = app
+        """The app serving the request (`None` for a request built by hand)."""
 
     @property
     def path(self) -> str:

@@ -71,7 +71,7 @@ class _ServerConnection(WebTransportConnection):
 
     def session_requested(self, event: events.SessionRequested) -> None:
         app = self.server.app
-        request = Request(event.headers, client=self._client_address())
+        request = Request(event.headers, client=self._client_address(), app=self.server.app)
         match = app.router.match(request.raw_path)
         status = 0
         if match is None:
@@ -162,6 +162,7 @@ class Server:
         self._quic_server: QuicServer | None = None
         self._transport: asyncio.DatagramTransport | None = None
         self._closed = asyncio.Event()
+        self._hooks_done = False
 
     def url(self, path: str = "/", host: str = "localhost") -> str:
         """Return the `https://` URL a client uses to reach `path` on this server.
@@ -220,6 +221,9 @@ class Server:
             await asyncio.wait(pending, timeout=grace)
         await asyncio.sleep(0)  # let the close capsules leave
         self.close()
+        if not self._hooks_done:
+            self._hooks_done = True
+            await self.app.shutdown()
 
     def end_grace(self) -> None:
         """Cut a running `shutdown()`'s grace period short: close the sessions now."""
@@ -299,7 +303,9 @@ def quic_configuration(certificate: Certificate, **options: Any) -> QuicConfigur
         max_datagram_frame_size=65536,
         **options,
     )
-    configuration.certificate = x509.load_pem_x509_certificate(certificate.cert_pem)
+    leaf, *intermediates = x509.load_pem_x509_certificates(certificate.cert_pem)
+    configuration.certificate = leaf
+    configuration.certificate_chain = intermediates  # a fullchain.pem is served whole
     configuration.private_key = serialization.load_pem_private_key(
         certificate.key_pem, password=None
     )
@@ -338,6 +344,12 @@ async def serve(
             certificate = generate_certificate()
             logger.info("development certificate sha-256: %s", certificate.fingerprint)
     server = Server(app, certificate, host)
-    await server._start(port, quic_configuration(certificate, idle_timeout=idle_timeout))
+    configuration = quic_configuration(certificate, idle_timeout=idle_timeout)
+    await app.startup()
+    try:
+        await server._start(port, configuration)
+    except BaseException:
+        await app.shutdown()
+        raise
     logger.info("serving on %s", server.url())
     return server

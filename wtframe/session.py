@@ -41,6 +41,7 @@ logger = logging.getLogger("wtframe")
 
 if TYPE_CHECKING:
     from ._runner import SessionRunner
+    from .app import App
     from .requests import Request
     from .streams import ReceiveStream
 
@@ -121,13 +122,34 @@ class Session:
             if isinstance(stream, SendStream):
                 stream.reset()
             return
-        message = await stream.read_message(request_type)
+        try:
+            message = await stream.read_message(request_type)
+        except DecodeError as exc:
+            await self.on_invalid_request(stream, exc)
+            return
         answer = await self.on_request(message)  # type: ignore[attr-defined]
         if isinstance(stream, SendStream):
             if answer is None:
                 await stream.close()
             else:
                 await stream.write_message(answer, default=self._runner.codec)
+
+    async def on_invalid_request(self, stream: ReceiveStream, error: DecodeError) -> None:
+        """Handle a request stream whose message did not decode as `on_request` expects.
+
+        The default re-raises `error`, so the stream is reset with
+        [`StreamErrorCode.INVALID_MESSAGE`][wtframe.StreamErrorCode] (1007) and the session
+        carries on. Override it to answer with an error message instead, e.g.
+        `await stream.write_message({"error": str(error)})`.
+
+        Args:
+            stream: The request's stream (a [`Stream`][wtframe.Stream] for requests).
+            error: Why the message did not decode.
+
+        Raises:
+            DecodeError: `error`, by default.
+        """
+        raise error
 
     async def on_drain(self) -> None:
         """Handle the peer's request to wind the session down. The default does nothing."""
@@ -141,6 +163,14 @@ class Session:
         """
 
     # -- commands ----------------------------------------------------------------------
+
+    @property
+    def app(self) -> App:
+        """The [`App`][wtframe.App] serving this session: shared state is `self.app.state`."""
+        app = self.request.app
+        if app is None:  # pragma: no cover - only for a Request built by hand
+            raise RuntimeError("this session's request was built without an app")
+        return app
 
     @property
     def session_id(self) -> int:
