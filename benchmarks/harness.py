@@ -3,7 +3,8 @@
 An [`Implementation`][benchmarks.harness.Implementation] names a Python module that
 serves WebTransport draft-02 on 127.0.0.1: it takes ``--certificate PATH`` and
 ``--private-key PATH``, binds a free port, prints ``READY <port>`` on stdout and serves
-``/echo`` and ``/sink`` as [`benchmarks.raw_server`][benchmarks.raw_server] documents.
+``/echo``, ``/sink`` and ``/clicker`` as [`benchmarks.raw_server`][benchmarks.raw_server]
+documents.
 Every implementation is driven by the same load generator
 ([`benchmarks.loadgen`][benchmarks.loadgen]), so only the server differs.
 
@@ -29,6 +30,7 @@ from typing import IO, Any
 
 __all__ = [
     "WORKLOADS",
+    "Child",
     "HarnessError",
     "Implementation",
     "Settings",
@@ -59,12 +61,15 @@ class Implementation:
     server_module: str
     server_args: tuple[str, ...] = ()
 
-    def server_argv(self, certificate: Path, private_key: Path) -> list[str]:
+    def server_argv(
+        self, certificate: Path, private_key: Path, profile: Path | None = None
+    ) -> list[str]:
         """Return the command that starts this server under the stats wrapper.
 
         Args:
             certificate: The PEM certificate path.
             private_key: The PEM private key path.
+            profile: Where the wrapper writes cProfile statistics on request (``SIGUSR2``).
 
         Returns:
             The argument vector.
@@ -73,6 +78,7 @@ class Implementation:
             sys.executable,
             "-m",
             "benchmarks.serve",
+            *(["--profile", str(profile)] if profile is not None else []),
             self.server_module,
             "--certificate",
             str(certificate),
@@ -93,6 +99,9 @@ class WorkloadSpec:
         memory: Whether to report server memory growth per operation.
         context: Whether the workload runs once per round against a fixed server
             instead of against each implementation.
+        sampled: Whether the server's memory is sampled during the run, and its growth
+            from the first sample to the last reported.
+        once: Whether the workload runs in the first round only (it is long).
     """
 
     name: str
@@ -100,6 +109,8 @@ class WorkloadSpec:
     rate_name: str = ""
     memory: bool = False
     context: bool = False
+    sampled: bool = False
+    once: bool = False
 
     @property
     def rate(self) -> str:
@@ -118,6 +129,8 @@ WORKLOADS: dict[str, WorkloadSpec] = {
         WorkloadSpec("dgram_ingest", "dgram", rate_name="received/s"),
         WorkloadSpec("bulk", "MB"),
         WorkloadSpec("idle", "session", rate_name="handshakes/s", memory=True),
+        WorkloadSpec("clicker", "click"),
+        WorkloadSpec("streams_memory", "stream", sampled=True, once=True),
         WorkloadSpec("websockets", "req", context=True),
     )
 }
@@ -130,12 +143,15 @@ class Settings:
 
     Args:
         duration: Seconds each timed workload measures for.
-        connections: Connections in `seq50`.
+        connections: Connections in `seq50` and `clicker`.
         inflight: Requests in flight in `inflight100` and `framed`.
         size: Bytes per request, message and datagram.
         bulk_bytes: Bytes uploaded by `bulk`.
         sessions: Sessions held by `idle`.
         settle: Seconds `idle` waits before the server's memory is read.
+        streams: Streams measured by `streams_memory`.
+        warm_up: Streams `streams_memory` sends before its first sample.
+        samples: Intervals at whose ends `streams_memory` samples the server's memory.
     """
 
     duration: float = 2.0
@@ -143,8 +159,11 @@ class Settings:
     inflight: int = 100
     size: int = 50
     bulk_bytes: int = 64 * 1024 * 1024
-    sessions: int = 1000
+    sessions: int = 5000
     settle: float = 1.0
+    streams: int = 1_000_000
+    warm_up: int = 20_000
+    samples: int = 10
 
     def loadgen_argv(self, workload: str) -> list[str]:
         """Return the command that starts the load generator for `workload`.
@@ -168,15 +187,29 @@ class Settings:
             f"--bulk-bytes={self.bulk_bytes}",
             f"--sessions={self.sessions}",
             f"--settle={self.settle}",
+            f"--streams={self.streams}",
+            f"--warm-up={self.warm_up}",
+            f"--samples={self.samples}",
         ]
 
     def timeout(self) -> float:
         """Return a generous bound on one measurement's seconds."""
-        return 30.0 + self.duration + self.bulk_bytes / 1e6 + self.sessions * 0.05
+        return (
+            30.0
+            + self.duration
+            + self.bulk_bytes / 1e6
+            + self.sessions * 0.05
+            + (self.streams + self.warm_up) * 0.002
+        )
 
 
-class _Child:
-    """A child process whose stdout is read line by line on a thread."""
+class Child:
+    """A child process whose stdout is read line by line on a thread.
+
+    Args:
+        label: Its name in error messages.
+        argv: The command, run from the repository root with it on `PYTHONPATH`.
+    """
 
     def __init__(self, label: str, argv: list[str]) -> None:
         self.label = label
@@ -202,7 +235,15 @@ class _Child:
             self._lines.put(line.rstrip("\n"))
         self._lines.put(None)
 
-    def _fail(self, message: str) -> HarnessError:
+    def fail(self, message: str) -> HarnessError:
+        """Return an error about this process, with the end of its stderr.
+
+        Args:
+            message: What went wrong.
+
+        Returns:
+            The error, to raise.
+        """
         self._stderr.seek(0)
         tail = self._stderr.read()[-2000:].decode(errors="replace").strip()
         return HarnessError(f"{self.label}: {message}" + (f"\n{tail}" if tail else ""))
@@ -220,19 +261,36 @@ class _Child:
         Raises:
             HarnessError: If the process ends or the time runs out first.
         """
+        return self.expect_any((prefix,), timeout)[1]
+
+    def expect_any(self, prefixes: tuple[str, ...], timeout: float) -> tuple[str, str]:
+        """Wait for a stdout line starting with one of `prefixes`, skipping others.
+
+        Args:
+            prefixes: The expected starts of the line.
+            timeout: Seconds to wait.
+
+        Returns:
+            The prefix found, and the rest of the line after it, stripped.
+
+        Raises:
+            HarnessError: If the process ends or the time runs out first.
+        """
+        wanted = " or ".join(map(repr, prefixes))
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
             try:
                 line = self._lines.get(timeout=max(left, 0.0))
             except queue.Empty:
-                raise self._fail(f"no {prefix!r} within {timeout:.0f} s") from None
+                raise self.fail(f"no {wanted} within {timeout:.0f} s") from None
             if line is None:
                 self._lines.put(None)
                 self.proc.wait()
-                raise self._fail(f"exited with {self.proc.returncode} before {prefix!r}")
-            if line.startswith(prefix):
-                return line[len(prefix) :].strip()
+                raise self.fail(f"exited with {self.proc.returncode} before {wanted}")
+            for prefix in prefixes:
+                if line.startswith(prefix):
+                    return prefix, line[len(prefix) :].strip()
 
     def send(self, line: str) -> None:
         """Write one line to the process's stdin.
@@ -248,7 +306,7 @@ class _Child:
             self.proc.stdin.write(line + "\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError) as exc:
-            raise self._fail(f"cannot write {line!r}: {exc}") from None
+            raise self.fail(f"cannot write {line!r}: {exc}") from None
 
     def stats(self) -> dict[str, float]:
         """Ask a server under `benchmarks.serve` for its counters.
@@ -273,11 +331,11 @@ class _Child:
         self.stop()
 
     def stop(self) -> None:
-        """Terminate the process (then kill it if need be) and release its pipes."""
+        """Terminate the process (kill it after 15 s) and release its pipes."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(5)
+                self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -307,35 +365,47 @@ def measure(
         private_key: The PEM private key path.
 
     Returns:
-        ``{"result": <load generator result>, "server": <counter deltas>}``; the
-        deltas have keys `cpu` (seconds), `rx`, `tx` (datagrams) and `rss_kib`.
+        ``{"result": <load generator result>, "server": <counter deltas>,
+        "samples": [...]}``; the deltas have keys `cpu` (seconds), `rx`, `tx`
+        (datagrams) and `rss_kib`; each sample taken during the run is the server's
+        counters plus `ops`, the operations done when it was taken.
 
     Raises:
         HarnessError: If a process fails or times out.
     """
-    server = _Child(
+    server = Child(
         f"{implementation.name} server", implementation.server_argv(certificate, private_key)
     )
     client = None
     try:
-        client = _Child(f"{workload.name} load generator", settings.loadgen_argv(workload.name))
+        client = Child(f"{workload.name} load generator", settings.loadgen_argv(workload.name))
         port = int(server.expect("READY", 30.0).split()[0])
         client.send(f"PORT {port}")
         client.expect("READY", 60.0)
         before = server.stats()
         client.send("GO")
-        result: dict[str, Any] = json.loads(client.expect("RESULT", settings.timeout()))
+        samples: list[dict[str, float]] = []
+        deadline = time.monotonic() + settings.timeout()
+        while True:
+            word, rest = client.expect_any(
+                ("RESULT", "SAMPLE"), max(deadline - time.monotonic(), 0.0)
+            )
+            if word == "RESULT":
+                break
+            samples.append({"ops": float(rest), **server.stats()})
+            client.send("SAMPLED")
+        result: dict[str, Any] = json.loads(rest)
         after = server.stats()
         client.send("BYE")
         client.wait(10.0)
         if server.proc.poll() is not None:
-            raise server._fail(f"exited with {server.proc.returncode} during the run")
+            raise server.fail(f"exited with {server.proc.returncode} during the run")
     finally:
         if client is not None:
             client.stop()
         server.stop()
     delta = {key: after[key] - before[key] for key in before}
-    return {"result": result, "server": delta}
+    return {"result": result, "server": delta, "samples": samples}
 
 
 def higher_is_better(metric: str) -> bool:
@@ -374,6 +444,9 @@ def compute_metrics(workload: WorkloadSpec, sample: dict[str, Any]) -> dict[str,
             metrics[f"server pkts out/{unit}"] = server["tx"] / ops
         if workload.memory:
             metrics[f"server RSS KiB/{unit}"] = server["rss_kib"] / ops
+    samples = sample.get("samples") or []
+    if workload.sampled and samples:
+        metrics["server RSS growth KiB"] = samples[-1]["rss_kib"] - samples[0]["rss_kib"]
     for name, value in result.get("extra", {}).items():
         metrics[name] = float(value)
     return metrics

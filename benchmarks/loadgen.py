@@ -7,6 +7,8 @@ The conversation with the harness, one line each way at a time::
     harness -> PORT <port>       the server is listening
     loadgen -> READY             connected and warmed up
     harness -> GO                server counters were read; start measuring
+    loadgen -> SAMPLE <ops>      (streams_memory only, any number of times) read the
+    harness -> SAMPLED           server's counters now, after <ops> operations
     loadgen -> RESULT <json>     {"ops": ..., "elapsed": ..., "extra": {...}}
     harness -> BYE               server counters were read again; disconnect and exit
 """
@@ -35,7 +37,7 @@ class Workload:
         self.port = port
         self.options = options
         self.clients: list[WtClient] = []
-        self.payload = b"x" * options.size
+        self.payload: bytes = b"x" * options.size
 
     async def connect(self, path: str) -> tuple[WtClient, int]:
         """Open one connection with one session on it.
@@ -71,29 +73,65 @@ class Workload:
 class Sequential(Workload):
     """`seq` and `seq50`: a new stream per request, one request at a time per connection."""
 
+    path = "/echo"
+    WARM_UP = 10
+    """Requests each connection sends, and checks, before the measurement."""
+
     def __init__(self, port: int, options: argparse.Namespace, connections: int) -> None:
         super().__init__(port, options)
         self.sessions: list[tuple[WtClient, int]] = []
         self.connections = connections
 
-    async def setup(self) -> None:
-        """Connect and check the echo."""
-        self.sessions = await asyncio.gather(
-            *(self.connect("/echo") for _ in range(self.connections))
-        )
-        for client, session in self.sessions:
-            for _ in range(10):
-                reply = await client.request(session, self.payload)
-                if reply != self.payload:
-                    raise RuntimeError(
-                        f"echo returned {len(reply)} bytes, not {len(self.payload)}"
-                    )
+    def request_body(self, index: int) -> bytes:
+        """Return the request that connection `index` sends each time.
 
-    async def _worker(self, client: WtClient, session: int, deadline: float) -> int:
+        Args:
+            index: The connection's position.
+
+        Returns:
+            The request body.
+        """
+        return self.payload
+
+    def check(self, index: int, request: bytes, reply: bytes) -> None:
+        """Raise if `reply` is not the right answer to `request` during the warm-up.
+
+        Args:
+            index: The connection's position.
+            request: What was sent.
+            reply: What came back.
+
+        Raises:
+            RuntimeError: If the reply is wrong.
+        """
+        if reply != request:
+            raise RuntimeError(f"echo returned {len(reply)} bytes, not {len(request)}")
+
+    async def setup(self) -> None:
+        """Connect and check the answers."""
+        self.sessions = await asyncio.gather(
+            *(self.connect(self.path) for _ in range(self.connections))
+        )
+        for index, (client, session) in enumerate(self.sessions):
+            body = self.request_body(index)
+            for _ in range(self.WARM_UP):
+                self.check(index, body, await client.request(session, body))
+
+    async def worker(self, index: int, deadline: float) -> int:
+        """Send requests one at a time on one connection until `deadline`.
+
+        Args:
+            index: The connection's position.
+            deadline: When to stop, on the `time.perf_counter` clock.
+
+        Returns:
+            How many requests were answered.
+        """
+        client, session = self.sessions[index]
+        body = self.request_body(index)
         count = 0
-        payload = self.payload
         while time.perf_counter() < deadline:
-            await client.request(session, payload)
+            await client.request(session, body)
             count += 1
         return count
 
@@ -101,8 +139,58 @@ class Sequential(Workload):
         """Run every connection's request loop for the duration."""
         start = time.perf_counter()
         deadline = start + self.options.duration
-        counts = await asyncio.gather(*(self._worker(c, s, deadline) for c, s in self.sessions))
+        counts = await asyncio.gather(
+            *(self.worker(index, deadline) for index in range(len(self.sessions)))
+        )
         return {"ops": sum(counts), "elapsed": time.perf_counter() - start}
+
+
+class Clicker(Sequential):
+    """`clicker`: the clicker example's requests, one player per connection, one at a time.
+
+    Each connection clicks for its own player. Every answer must be that player's score,
+    and at the end each player's score must equal the clicks sent, so a server that loses
+    or double-counts a click fails the run.
+    """
+
+    path = "/clicker"
+
+    def __init__(self, port: int, options: argparse.Namespace) -> None:
+        super().__init__(port, options, options.connections)
+        self.sent: dict[int, int] = {}
+
+    def request_body(self, index: int) -> bytes:
+        """Return a click for player `index`."""
+        return json.dumps({"type": "click", "username": f"player{index}"}).encode()
+
+    def _score(self, index: int, reply: bytes) -> int:
+        answer = json.loads(reply)
+        if answer.get("type") != "score" or answer.get("username") != f"player{index}":
+            raise RuntimeError(f"player{index} got {reply!r}")
+        return int(answer["score"])
+
+    def check(self, index: int, request: bytes, reply: bytes) -> None:
+        """Check that the reply is the player's score after one more click."""
+        self.sent[index] = self.sent.get(index, 0) + 1
+        score = self._score(index, reply)
+        if score != self.sent[index]:
+            raise RuntimeError(f"player{index} has {score} after {self.sent[index]} clicks")
+
+    async def worker(self, index: int, deadline: float) -> int:
+        """Click until `deadline`, then check the player's last score."""
+        client, session = self.sessions[index]
+        body = self.request_body(index)
+        count = 0
+        reply = b""
+        while time.perf_counter() < deadline:
+            reply = await client.request(session, body)
+            count += 1
+        if count:
+            self.sent[index] += count
+            score = self._score(index, reply)
+            if score != self.sent[index]:
+                raise RuntimeError(f"player{index}: {score} after {self.sent[index]} clicks")
+        return count
 
 
 class InFlight(Workload):
@@ -359,6 +447,37 @@ class Idle(Workload):
         return {"ops": self.options.sessions, "elapsed": elapsed}
 
 
+class StreamsMemory(Workload):
+    """`streams_memory`: many short streams, one at a time, on one session.
+
+    After a warm-up of `--warm-up` streams, the harness reads the server's memory
+    `--samples` times at even intervals over `--streams` more streams.
+    """
+
+    async def setup(self) -> None:
+        """Connect and warm up: allocator pools and caches fill here."""
+        self.client, self.session = await self.connect("/echo")
+        for _ in range(self.options.warm_up):
+            await self.client.request(self.session, self.payload)
+
+    async def run(self) -> Result:
+        """Send the streams, asking the harness for a memory sample at every interval."""
+        client, session, payload = self.client, self.session, self.payload
+        total = self.options.streams
+        marks = {total * k // self.options.samples for k in range(self.options.samples + 1)}
+        paused = 0.0
+        start = time.perf_counter()
+        for done in range(total + 1):
+            if done in marks:
+                before = time.perf_counter()
+                print(f"SAMPLE {done}", flush=True)
+                await _expect("SAMPLED")
+                paused += time.perf_counter() - before
+            if done < total:
+                await client.request(session, payload)
+        return {"ops": total, "elapsed": time.perf_counter() - start - paused}
+
+
 class WebSocketEcho(Workload):
     """`websockets`: request/response over one TLS WebSocket connection."""
 
@@ -410,6 +529,8 @@ WORKLOADS = {
     "dgram_ingest": DatagramIngest,
     "bulk": Bulk,
     "idle": Idle,
+    "clicker": Clicker,
+    "streams_memory": StreamsMemory,
     "websockets": WebSocketEcho,
 }
 """Workload names and how to make them from a port and the parsed options."""
@@ -458,6 +579,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bulk-bytes", type=int, default=64 * 1024 * 1024)
     parser.add_argument("--sessions", type=int, default=1000, help="for idle")
     parser.add_argument("--settle", type=float, default=1.0, help="idle: wait before RSS")
+    parser.add_argument("--streams", type=int, default=1_000_000, help="for streams_memory")
+    parser.add_argument("--warm-up", type=int, default=20_000, help="streams_memory warm-up")
+    parser.add_argument("--samples", type=int, default=10, help="streams_memory samples")
     return parser.parse_args(argv)
 
 

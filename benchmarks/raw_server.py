@@ -7,6 +7,11 @@ Endpoints (WebTransport draft-02 over HTTP/3):
 * ``/sink``: bidirectional streams are read to their end, then answered with the ASCII
   line ``"<bytes on this stream> <datagrams received by this session>"`` and closed;
   datagrams are counted.
+* ``/clicker``: each bidirectional stream carries one JSON request,
+  ``{"type": "click", "username": NAME}``; the server adds one to the player's score in
+  the clicker example's `SQLiteStore` and, once that is committed, answers
+  ``{"type": "score", "username": NAME, "score": N}`` and finishes the stream. No rate
+  limit, no leaderboard, and only the validation needed not to crash.
 
 Usage: ``python -m benchmarks.raw_server --certificate CERT --private-key KEY``. The
 server listens on 127.0.0.1 on a free port and prints ``READY <port>``.
@@ -16,6 +21,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
@@ -30,21 +38,34 @@ from aioquic.h3.events import (
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import QuicEvent
 
+from examples.clicker.store import SQLiteStore
+
 __all__ = ["RawProtocol", "main", "run"]
 
 ECHO = b"/echo"
 SINK = b"/sink"
+CLICKER = b"/clicker"
+PATHS = (ECHO, SINK, CLICKER)
 
 
 class RawProtocol(QuicConnectionProtocol):
-    """One QUIC connection carrying HTTP/3 and WebTransport sessions."""
+    """One QUIC connection carrying HTTP/3 and WebTransport sessions.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    Args:
+        *args: For `QuicConnectionProtocol`.
+        store: The clicker's score store.
+        **kwargs: For `QuicConnectionProtocol`.
+    """
+
+    def __init__(self, *args: Any, store: SQLiteStore, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._h3 = H3Connection(self._quic, enable_webtransport=True)
+        self._store = store
         self._paths: dict[int, bytes] = {}
         self._sink_bytes: dict[int, int] = {}
+        self._requests: dict[int, bytes] = {}
         self._datagrams: dict[int, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def quic_event_received(self, event: QuicEvent) -> None:
         """Feed a QUIC event to HTTP/3 and handle what comes out.
@@ -58,7 +79,8 @@ class RawProtocol(QuicConnectionProtocol):
     def _handle(self, event: H3Event) -> None:
         if isinstance(event, WebTransportStreamDataReceived):
             stream_id = event.stream_id
-            if self._paths.get(event.session_id) == SINK:
+            path = self._paths.get(event.session_id)
+            if path == SINK:
                 total = self._sink_bytes.get(stream_id, 0) + len(event.data)
                 if event.stream_ended:
                     self._sink_bytes.pop(stream_id, None)
@@ -67,6 +89,14 @@ class RawProtocol(QuicConnectionProtocol):
                     self._quic.send_stream_data(stream_id, reply, end_stream=True)
                 else:
                     self._sink_bytes[stream_id] = total
+            elif path == CLICKER:
+                body = self._requests.pop(stream_id, b"") + event.data
+                if event.stream_ended:
+                    task = self._loop.create_task(self._click(stream_id, body))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                else:
+                    self._requests[stream_id] = body
             else:
                 self._quic.send_stream_data(stream_id, event.data, event.stream_ended)
             if event.stream_ended:
@@ -82,13 +112,31 @@ class RawProtocol(QuicConnectionProtocol):
         elif isinstance(event, HeadersReceived):
             self._on_headers(event)
 
+    async def _click(self, stream_id: int, body: bytes) -> None:
+        reply: dict[str, Any]
+        try:
+            request = json.loads(body)
+            username = request["username"]
+            if request["type"] != "click" or not isinstance(username, str):
+                raise ValueError(body)
+        except (ValueError, KeyError, TypeError):
+            reply = {"type": "error", "code": "invalid_json", "message": "not a click"}
+        else:
+            score = await self._store.increment(username)
+            reply = {"type": "score", "username": username, "score": score}
+        if self._quic._close_event is not None:
+            return  # the connection ended while the store was committing
+        payload = json.dumps(reply, separators=(",", ":")).encode()
+        self._quic.send_stream_data(stream_id, payload, end_stream=True)
+        self.transmit()
+
     def _on_headers(self, event: HeadersReceived) -> None:
         headers = dict(event.headers)
         path = headers.get(b":path", b"")
         if (
             headers.get(b":method") == b"CONNECT"
             and headers.get(b":protocol") == b"webtransport"
-            and path in (ECHO, SINK)
+            and path in PATHS
         ):
             self._paths[event.stream_id] = path
             self._h3.send_headers(event.stream_id, [(b":status", b"200")])
@@ -108,14 +156,22 @@ async def run(certificate: str, private_key: str, host: str = "127.0.0.1") -> No
         is_client=False, alpn_protocols=H3_ALPN, max_datagram_frame_size=65536
     )
     configuration.load_cert_chain(certificate, private_key)
-    server = await serve(host, 0, configuration=configuration, create_protocol=RawProtocol)
-    assert server._transport is not None
-    port = server._transport.get_extra_info("sockname")[1]
-    print(f"READY {port}", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        server.close()
+    with tempfile.TemporaryDirectory(prefix="wtbench-raw-") as tmp:
+        async with SQLiteStore(Path(tmp) / "clicker.db") as store:
+
+            def create_protocol(*args: Any, **kwargs: Any) -> RawProtocol:
+                return RawProtocol(*args, store=store, **kwargs)
+
+            server = await serve(
+                host, 0, configuration=configuration, create_protocol=create_protocol
+            )
+            assert server._transport is not None
+            port = server._transport.get_extra_info("sockname")[1]
+            print(f"READY {port}", flush=True)
+            try:
+                await asyncio.Event().wait()
+            finally:
+                server.close()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from benchmarks.harness import higher_is_better
 
-__all__ = ["Row", "Summary", "format_table", "format_value", "summarize"]
+__all__ = ["Row", "Summary", "format_markdown", "format_table", "format_value", "summarize"]
 
 
 @dataclass(frozen=True)
@@ -127,18 +127,8 @@ def _cell(summary: Summary | None) -> str:
     )
 
 
-def format_table(rows: list[Row], names: list[str], notes: dict[str, str] | None = None) -> str:
-    """Render rows as an aligned text table comparing each column with the first.
-
-    Args:
-        rows: The rows.
-        names: Implementation names; the first is the baseline.
-        notes: Text to append to some workload names, such as a footnote mark.
-
-    Returns:
-        The table, one line per row plus a header.
-    """
-    notes = notes or {}
+def _cells(rows: list[Row], names: list[str], notes: dict[str, str]) -> list[list[str]]:
+    """Return the header and one list of cells per row."""
     baseline, others = names[0], names[1:]
     header = ["workload", "metric", "better"]
     for index, name in enumerate(names):
@@ -158,7 +148,22 @@ def format_table(rows: list[Row], names: list[str], notes: dict[str, str] | None
             ratio = row.ratio(baseline, other)
             cells.append("-" if ratio is None else f"{ratio:.2f}")
         lines.append(cells)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return lines
+
+
+def format_table(rows: list[Row], names: list[str], notes: dict[str, str] | None = None) -> str:
+    """Render rows as an aligned text table comparing each column with the first.
+
+    Args:
+        rows: The rows.
+        names: Implementation names; the first is the baseline.
+        notes: Text to append to some workload names, such as a footnote mark.
+
+    Returns:
+        The table, one line per row plus a header.
+    """
+    lines = _cells(rows, names, notes or {})
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     text = []
     for number, line in enumerate(lines):
         text.append(
@@ -170,3 +175,23 @@ def format_table(rows: list[Row], names: list[str], notes: dict[str, str] | None
         if number == 0:
             text.append("  ".join("-" * width for width in widths))
     return "\n".join(text)
+
+
+def format_markdown(rows: list[Row], names: list[str], notes: dict[str, str] | None = None) -> str:
+    """Render rows as a Markdown table comparing each column with the first.
+
+    Args:
+        rows: The rows.
+        names: Implementation names; the first is the baseline.
+        notes: Text to append to some workload names, such as a footnote mark.
+
+    Returns:
+        The table, without a trailing newline.
+    """
+    lines = _cells(rows, names, notes or {})
+    header, body = lines[0], lines[1:]
+    align = [":--" if i < 3 else "--:" for i in range(len(header))]
+    return "\n".join(
+        "| " + " | ".join(cell.replace("*", "\\*") for cell in line) + " |"
+        for line in [header, align, *body]
+    )

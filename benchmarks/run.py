@@ -2,13 +2,16 @@
 
 Every round runs each workload against each implementation in turn (interleaved), each
 time with a fresh server and load generator; the table gives the median and range over
-the rounds, and each implementation's median over the first (baseline) one's.
+the rounds, and each implementation's median over the first (baseline) one's. Workloads
+marked `once` (the long `streams_memory`) run in the first round only.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import os
 import sys
 import tempfile
 import time
@@ -25,11 +28,20 @@ from benchmarks.harness import (
     measure,
 )
 from benchmarks.implementations import CONTEXT, IMPLEMENTATIONS, parse_implementation
-from benchmarks.report import format_table, format_value, summarize
+from benchmarks.report import format_markdown, format_table, format_value, summarize
 
 __all__ = ["main", "parse_args", "settings_from"]
 
-QUICK = Settings(duration=0.3, bulk_bytes=2 * 1024 * 1024, sessions=50, settle=0.2)
+QUICK = Settings(
+    duration=0.3,
+    connections=10,
+    bulk_bytes=2 * 1024 * 1024,
+    sessions=50,
+    settle=0.2,
+    streams=1000,
+    warm_up=200,
+    samples=2,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -60,11 +72,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"(default: {', '.join(IMPLEMENTATIONS)})",
     )
     parser.add_argument("--duration", type=float, help="seconds per timed workload")
-    parser.add_argument("--sessions", type=int, help="idle sessions (default 1000)")
+    parser.add_argument("--sessions", type=int, help="idle sessions (default 5000)")
+    parser.add_argument("--streams", type=int, help="streams_memory streams (default 1000000)")
     parser.add_argument("--bulk-mib", type=int, help="MiB uploaded by bulk (default 64)")
-    parser.add_argument("--connections", type=int, help="connections in seq50")
+    parser.add_argument("--connections", type=int, help="connections in seq50 and clicker")
     parser.add_argument("--inflight", type=int, help="in flight in inflight100/framed")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results here")
+    parser.add_argument(
+        "--markdown", type=Path, metavar="FILE", help="also write the table here as Markdown"
+    )
     return parser.parse_args(argv)
 
 
@@ -86,6 +102,9 @@ def settings_from(options: argparse.Namespace) -> Settings:
         bulk_bytes=options.bulk_mib * 1024 * 1024 if options.bulk_mib else base.bulk_bytes,
         sessions=options.sessions or base.sessions,
         settle=base.settle,
+        streams=options.streams or base.streams,
+        warm_up=min(base.warm_up, options.streams) if options.streams else base.warm_up,
+        samples=base.samples,
     )
 
 
@@ -120,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         certificate, private_key = write_certificate(Path(tmp))
         for round_number in range(1, repeat + 1):
             for workload in workloads:
+                if workload.once and round_number > 1:
+                    continue
                 targets: list[tuple[str, Implementation]] = (
                     [(names[0], CONTEXT)]
                     if workload.context
@@ -148,10 +169,30 @@ def main(argv: list[str] | None = None) -> int:
                     _log(f"{label}: {format_value(first[1])} {first[0]}")
     rows = summarize(samples, names)
     notes = {w.name: "*" for w in workloads if w.context}
+    notes |= {w.name: "†" for w in workloads if w.once and repeat > 1}
+    footnotes = []
+    if any(w.context for w in workloads):
+        footnotes.append(f"* {CONTEXT.name} server ({CONTEXT.server_module}), for context")
+    if any(w.once for w in workloads) and repeat > 1:
+        footnotes.append("† first round only")
+    elapsed = time.monotonic() - started
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    summary = (
+        f"{repeat} round(s) in {elapsed:.0f} s on {os.cpu_count()} CPUs "
+        f"(load average at the end {load}); {settings}"
+    )
     print(format_table(rows, names, notes))
-    if notes:
-        print(f"* {CONTEXT.name} server ({CONTEXT.server_module}), shown for context")
-    print(f"{repeat} round(s) in {time.monotonic() - started:.0f} s; {settings}")
+    for line in footnotes:
+        print(line)
+    print(summary)
+    if options.markdown is not None:
+        today = datetime.date.today().isoformat()
+        options.markdown.write_text(
+            format_markdown(rows, names, notes)
+            + "\n\n"
+            + "".join(line.replace("*", "\\*") + "  \n" for line in footnotes)
+            + f"Measured {today}: {summary}.\n"
+        )
     if options.json is not None:
         document = {
             "settings": vars(settings) | {"repeat": repeat},

@@ -1,6 +1,6 @@
 """Run a benchmark server module with UDP packet counters and a stats probe.
 
-Usage: ``python -m benchmarks.serve MODULE [ARGS...]``.
+Usage: ``python -m benchmarks.serve [--profile FILE] MODULE [ARGS...]``.
 
 The module is run as ``__main__`` with ``ARGS``. Before it starts, every asyncio
 datagram transport is made to count the datagrams it receives and sends, and
@@ -10,12 +10,16 @@ datagram transport is made to count the datagrams it receives and sends, and
            "rss_kib": <resident set size>}
 
 This works for any asyncio server without its cooperation, so every implementation
-is measured the same way.
+is measured the same way. ``SIGTERM`` stops the server as Ctrl+C would, so it cleans up.
+
+With ``--profile FILE``, ``SIGUSR2`` starts `cProfile` on the main thread and the next
+``SIGUSR2`` stops it, writes its statistics to ``FILE`` and prints ``PROFILED``.
 """
 
 from __future__ import annotations
 
 import asyncio.selector_events
+import cProfile
 import json
 import os
 import resource
@@ -86,15 +90,45 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     os.write(1, ("STATS " + json.dumps(snapshot()) + "\n").encode())
 
 
+class _ProfileSwitch:
+    """Starts and stops a profiler of the main thread on each signal."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.profiler: cProfile.Profile | None = None
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.profiler is None:
+            self.profiler = cProfile.Profile()
+            self.profiler.enable()
+            return
+        self.profiler.disable()
+        self.profiler.dump_stats(self.path)
+        self.profiler = None
+        os.write(1, b"PROFILED\n")
+
+
+USAGE = "usage: python -m benchmarks.serve [--profile FILE] MODULE [ARGS...]"
+
+
 def main() -> None:
-    """Install the counters and the probe, then run the named module."""
-    if len(sys.argv) < 2:
-        raise SystemExit("usage: python -m benchmarks.serve MODULE [ARGS...]")
-    module = sys.argv[1]
+    """Install the counters and the probes, then run the named module."""
+    args = sys.argv[1:]
+    if args[:1] == ["--profile"]:
+        if len(args) < 2:
+            raise SystemExit(USAGE)
+        signal.signal(signal.SIGUSR2, _ProfileSwitch(args[1]))
+        args = args[2:]
+    if not args:
+        raise SystemExit(USAGE)
     install_counters()
     signal.signal(signal.SIGUSR1, _on_signal)
-    sys.argv = [module, *sys.argv[2:]]
-    runpy.run_module(module, run_name="__main__", alter_sys=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    sys.argv = args
+    try:
+        runpy.run_module(args[0], run_name="__main__", alter_sys=True)
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":

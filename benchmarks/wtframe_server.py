@@ -4,19 +4,32 @@
   request ends; every datagram is echoed back.
 * ``/sink``: streams are read to their end, then answered with the ASCII line
   ``"<bytes on this stream> <datagrams received by this session>"``; datagrams are counted.
+* ``/clicker``: the clicker example itself (`examples.clicker.app.create_app`) on a
+  `SQLiteStore` in a temporary directory, with a rate limit too high to be reached. Unlike
+  the raw server's endpoint it validates names with pydantic and pushes the leaderboard
+  (every 0.1 s while clicks come in, as the app does by default; ``--board-interval``
+  changes that).
 
-Usage: ``python -m benchmarks.wtframe_server --certificate CERT --private-key KEY``. The
-server listens on 127.0.0.1 on a free port and prints ``READY <port>``.
+Usage: ``python -m benchmarks.wtframe_server --certificate CERT --private-key KEY
+[--board-interval SECONDS]``. The server listens on 127.0.0.1 on a free port and prints
+``READY <port>``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import tempfile
+from pathlib import Path
 
+from examples.clicker.app import create_app
+from examples.clicker.store import SQLiteStore
 from wtframe import App, ReceiveStream, SendStream, Session, serve
 
 __all__ = ["app", "main"]
+
+UNLIMITED = 1_000_000_000
+"""The clicker's rate and burst: no benchmark reaches them."""
 
 app = App()
 
@@ -55,11 +68,21 @@ class Sink(Session):
             await stream.write(f"{total} {self.datagrams}".encode())
 
 
-async def run(certificate: str, private_key: str) -> None:
+async def run(certificate: str, private_key: str, board_interval: float | None = None) -> None:
     """Serve until cancelled, announcing the port on stdout."""
-    server = await serve(app, "127.0.0.1", 0, certfile=certificate, keyfile=private_key)
-    print(f"READY {server.port}", flush=True)
-    await asyncio.Event().wait()
+    with tempfile.TemporaryDirectory(prefix="wtbench-wtframe-") as tmp:
+        async with SQLiteStore(Path(tmp) / "clicker.db") as store:
+            options = {} if board_interval is None else {"board_interval": board_interval}
+            clicker = create_app(store, rate=UNLIMITED, burst=UNLIMITED, **options)
+            for route in clicker.router.routes:
+                app.add_session(route.path, route.endpoint, name=route.name)
+            server = await serve(app, "127.0.0.1", 0, certfile=certificate, keyfile=private_key)
+            print(f"READY {server.port}", flush=True)
+            try:
+                await asyncio.Event().wait()
+            finally:
+                server.close()
+                await clicker.leaderboard.aclose()
 
 
 def main() -> None:
@@ -67,8 +90,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--certificate", required=True)
     parser.add_argument("--private-key", required=True)
+    parser.add_argument("--board-interval", type=float, help="leaderboard period (s)")
     args = parser.parse_args()
-    asyncio.run(run(args.certificate, args.private_key))
+    asyncio.run(run(args.certificate, args.private_key, args.board_interval))
 
 
 if __name__ == "__main__":
