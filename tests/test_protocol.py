@@ -1029,3 +1029,21 @@ def test_transitions_table() -> None:
         (SessionState.REQUESTED, Trigger.ACCEPT),
         (SessionState.REQUESTED, Trigger.PEER_ACCEPTED),
     }
+
+
+def test_stop_sending_before_the_stream_is_known_is_reported() -> None:
+    """A server stream stopped before its first byte: the client learns it can't write."""
+    pair = QuicPair()
+    session_id = pair.open_session()
+    server, client = pair.server.protocol, pair.client.protocol
+    stream_id = server.open_stream(session_id)
+    server.stop_stream(stream_id, 9)
+    server.send_stream_data(stream_id, b"", True)
+    client_events, _ = pair.transfer()
+    assert client_events[:2] == [
+        StreamOpened(session_id=session_id, stream_id=stream_id, is_unidirectional=False),
+        StopSendingReceived(session_id=session_id, stream_id=stream_id, code=9),
+    ]
+    with pytest.raises(SessionClosed):
+        client.send_stream_data(stream_id, b"too late")
+    assert client.stream_count == 0

@@ -558,6 +558,8 @@ class WebTransportProtocol:
                     is_unidirectional=unidirectional,
                 )
             )
+            if not unidirectional:
+                self._stopped_before_known(stream_id, stream, out)
         if event.stream_ended:
             stream.can_receive = False
         if event.data and not stream.orphan:
@@ -577,6 +579,27 @@ class WebTransportProtocol:
                 )
             )
         self._maybe_release_stream(stream_id, stream)
+
+    def _stopped_before_known(
+        self, stream_id: int, stream: _Stream, out: list[events.Event]
+    ) -> None:
+        """Report a STOP_SENDING that arrived before the stream's first bytes.
+
+        aioquic reset our sending side when the STOP_SENDING came, but the stream was not
+        known as a WebTransport stream yet, so no event could name its session then.
+        """
+        quic_stream = self.quic._streams.get(stream_id)
+        code = None if quic_stream is None else quic_stream.sender._reset_error_code
+        if quic_stream is not None and code is None:
+            return
+        stream.can_send = False
+        out.append(
+            events.StopSendingReceived(
+                session_id=stream.session_id,
+                stream_id=stream_id,
+                code=from_http3_error(code) if code is not None else None,
+            )
+        )
 
     def _refuse_stream(self, stream_id: int, unidirectional: bool, ended: bool) -> None:
         code = WTErrorCode.SESSION_GONE
