@@ -18,6 +18,7 @@ from aioquic.quic.connection import NetworkAddress, QuicConnection
 from aioquic.quic.events import QuicEvent
 
 from . import events
+from .codes import CloseCode
 from .exceptions import SessionClosed
 from .flowcontrol import FlowLimits
 from .protocol import WebTransportProtocol
@@ -307,4 +308,4 @@ class WebTransportConnection(QuicConnectionProtocol):
         """The UDP transport closed (client side): end every session."""
         super().connection_lost(exc)
         for session_id in list(self.links):
-            self._session_ended(session_id, 1006, "connection lost", True)
+            self._session_ended(session_id, CloseCode.ABNORMAL, "connection lost", True)
