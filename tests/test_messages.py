@@ -4,56 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import pytest
-from pydantic import BaseModel, Field
 
+from tests.support.scores import Increment, Score, TypedScores
 from wtframe import App, MessageTooLarge, ReceiveStream, Session, Stream, StreamErrorCode
 from wtframe.exceptions import ConfigurationError, StreamReset
 from wtframe.framing import encode_frame
 from wtframe.testing import TestClient
 
-
-class Increment(BaseModel):
-    type: Literal["increment"]
-    username: str
-
-
-class Reset(BaseModel):
-    type: Literal["reset"]
-
-
-class Score(BaseModel):
-    username: str
-    score: int
-
-
-Command = Annotated[Increment | Reset, Field(discriminator="type")]
-
 app = App()
-
-
-@app.session("/typed")
-class Typed(Session):
-    max_message_size = 1000
-
-    async def on_connect(self) -> None:
-        self.scores: dict[str, int] = {}
-
-    async def on_datagram(self, msg: Command) -> None:
-        if isinstance(msg, Increment):
-            self.scores[msg.username] = self.scores.get(msg.username, 0) + 1
-            self.send_datagram(Score(username=msg.username, score=self.scores[msg.username]))
-        else:
-            self.scores.clear()
-            self.send_datagram({"reset": True})
-
-    async def on_stream(self, stream: ReceiveStream) -> None:
-        assert isinstance(stream, Stream)
-        async for msg in stream.messages(Increment):
-            self.scores[msg.username] = self.scores.get(msg.username, 0) + 1
-            await stream.send(Score(username=msg.username, score=self.scores[msg.username]))
+app.add_session("/typed", TypedScores)
 
 
 @app.session("/rpc")

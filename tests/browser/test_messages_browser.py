@@ -13,40 +13,21 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import pytest
-from pydantic import BaseModel, Field
 
 import wtframe
 from tests.support.browser import PageRunner, run_in_thread
 from tests.support.pages import PageServer, script_page
-from wtframe import App, ReceiveStream, Session, Stream, StreamErrorCode
+from tests.support.scores import Increment, Score, TypedScores
+from wtframe import App, Session, StreamErrorCode
 from wtframe.assets import BROWSER_MODULE_CONTENT_TYPE, browser_module
 from wtframe.certs import Certificate, generate_certificate
 
 __all__: list[str] = []
 
 pytestmark = pytest.mark.browser
-
-MAX_MESSAGE_SIZE = 1000
-
-
-class Increment(BaseModel):
-    type: Literal["increment"]
-    username: str
-
-
-class Reset(BaseModel):
-    type: Literal["reset"]
-
-
-class Score(BaseModel):
-    username: str
-    score: int
-
-
-Command = Annotated[Increment | Reset, Field(discriminator="type")]
 
 
 class Events:
@@ -74,26 +55,7 @@ def build_app(events: Events) -> App:
     """The scenarios' routes; each reports what it saw to `events`."""
     app = App()
 
-    class Typed(Session):
-        max_message_size = MAX_MESSAGE_SIZE
-
-        async def on_connect(self) -> None:
-            self.scores: dict[str, int] = {}
-
-        async def on_datagram(self, msg: Command) -> None:
-            if isinstance(msg, Increment):
-                self.scores[msg.username] = self.scores.get(msg.username, 0) + 1
-                self.send_datagram(Score(username=msg.username, score=self.scores[msg.username]))
-            else:
-                self.scores.clear()
-                self.send_datagram({"reset": True})
-
-        async def on_stream(self, stream: ReceiveStream) -> None:
-            assert isinstance(stream, Stream)
-            async for msg in stream.messages(Increment):
-                self.scores[msg.username] = self.scores.get(msg.username, 0) + 1
-                await stream.send(Score(username=msg.username, score=self.scores[msg.username]))
-
+    class Typed(TypedScores):
         async def on_close(self, code: int, reason: str) -> None:
             events.add("typed closed", (code, reason, self.invalid_datagrams))
 
