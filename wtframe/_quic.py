@@ -140,22 +140,26 @@ class QuicConnection(_AioquicConnection):
     Accepts exactly the arguments of aioquic's `QuicConnection`.
     """
 
-    peer_supports_reset_stream_at: bool
+    peer_supports_reset_stream_at: bool = False
     """Whether the peer sent the `reset_stream_at` transport parameter."""
+
+    # stream id -> (error code, final size, reliable size) of a RESET_STREAM_AT whose
+    # reliable bytes have not all arrived yet; created on the first one, so connections
+    # that never see one carry no extra attribute (aioquic's instance dict is large and
+    # one more key doubles it).
+    _resets_at: dict[int, tuple[int, int, int]] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._install()
 
     def _install(self) -> None:
-        self.peer_supports_reset_stream_at = False
-        # stream id -> (error code, final size, reliable size) of a RESET_STREAM_AT whose
-        # reliable bytes have not all arrived yet
-        self._resets_at: dict[int, tuple[int, int, int]] = {}
         handlers: dict[int, tuple[Any, Any]] = vars(self)["_QuicConnection__frame_handlers"]
         for frame_type, (handler, epochs) in list(handlers.items()):
-            # handlers are bound methods: bind them again, to this class's overrides
-            handlers[frame_type] = (getattr(self, handler.__func__.__name__), epochs)
+            # handlers are bound methods of aioquic's class: rebind the ones overridden here
+            name = handler.__func__.__name__
+            if name in QuicConnection.__dict__:
+                handlers[frame_type] = (getattr(self, name), epochs)
         handlers[RESET_STREAM_AT_FRAME] = (self._handle_reset_stream_at_frame, EPOCHS("01"))
 
     # -- sending -----------------------------------------------------------------------
@@ -238,6 +242,8 @@ class QuicConnection(_AioquicConnection):
                 reason_phrase="Over connection data limit",
             )
         known = receiver._final_size
+        if self._resets_at is None:
+            self._resets_at = {}
         earlier = self._resets_at.get(stream_id)
         if (known is not None and known != final_size) or (
             earlier is not None and earlier[1] != final_size
@@ -280,6 +286,7 @@ class QuicConnection(_AioquicConnection):
 
     def _deliver_reset_at(self, stream_id: int, stream: QuicStream) -> None:
         """Report the reset once every reliable byte has been delivered."""
+        assert self._resets_at is not None
         code, final_size, reliable_size = self._resets_at[stream_id]
         receiver = stream.receiver
         if receiver.is_finished:  # every byte and the FIN arrived: nothing left to reset

@@ -53,6 +53,37 @@ class SessionRunner:
         limits: The limits the session is held to.
     """
 
+    # One runner per session: slots keep its memory small (there is no instance dict).
+    __slots__ = (
+        "_accounted",
+        "_activity",
+        "_buffered",
+        "_datagram_codec",
+        "_datagram_hook",
+        "_datagram_is_async",
+        "_datagram_tasks",
+        "_idle_mark",
+        "_idle_periods",
+        "_loop",
+        "_peer_streams",
+        "_pending",
+        "_recount_at",
+        "_timer",
+        "close_code",
+        "close_reason",
+        "codec",
+        "connection",
+        "draining",
+        "dropped_datagrams",
+        "limits",
+        "request_type",
+        "server_draining",
+        "session",
+        "session_id",
+        "state",
+        "tasks",
+    )
+
     def __init__(
         self,
         connection: WebTransportConnection,
@@ -96,7 +127,6 @@ class SessionRunner:
             self.session.max_message_size = limits.max_message_size  # type: ignore[misc]
         self._datagram_hook: Callable[[Any], Any] = self.session.on_datagram
         self._datagram_is_async = inspect.iscoroutinefunction(self._datagram_hook)
-        self.closed_event = asyncio.Event()
         self._loop = asyncio.get_running_loop()
 
     @property
@@ -251,8 +281,6 @@ class SessionRunner:
         self._pending.clear()
         if was_open:
             self.spawn(self._close_hook(code, reason), track=False)
-        else:
-            self.closed_event.set()
 
     # -- commands from the session ----------------------------------------------------------
 
@@ -453,8 +481,6 @@ class SessionRunner:
             await self.session.on_close(code, reason)
         except Exception:
             logger.exception("on_close of %r raised", self.session)
-        finally:
-            self.closed_event.set()
 
 
 _RECOUNT_MIN = 16

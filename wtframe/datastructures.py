@@ -129,7 +129,7 @@ class Headers(Mapping[str, str]):
             `None` gives empty headers.
     """
 
-    __slots__ = ("_dict", "_list", "_raw")
+    __slots__ = ("_dict", "_raw")
 
     def __init__(self, raw: Iterable[HeaderPair] | Mapping[str, str] | None = None) -> None:
         pairs: list[HeaderPair]
@@ -140,10 +140,13 @@ class Headers(Mapping[str, str]):
         else:
             pairs = list(raw)
         self._raw = pairs
-        self._list = [(_text(name).lower(), _text(value)) for name, value in pairs]
         self._dict: dict[str, str] = {}
-        for name, value in self._list:
+        for name, value in self._pairs():
             self._dict.setdefault(name, value)
+
+    def _pairs(self) -> list[tuple[str, str]]:
+        # Computed when needed rather than kept: every session holds its request headers.
+        return [(_text(name).lower(), _text(value)) for name, value in self._raw]
 
     @property
     def raw(self) -> list[HeaderPair]:
@@ -174,7 +177,7 @@ class Headers(Mapping[str, str]):
             The values; an empty list when the header is absent.
         """
         wanted = key.lower()
-        return [value for name, value in self._list if name == wanted]
+        return [value for name, value in self._pairs() if name == wanted]
 
     def multi_items(self) -> list[tuple[str, str]]:
         """Return every `(name, value)` pair with lower-cased names, in order.
@@ -182,12 +185,12 @@ class Headers(Mapping[str, str]):
         Returns:
             A new list of the pairs.
         """
-        return list(self._list)
+        return self._pairs()
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Headers):
-            return sorted(self._list) == sorted(other._list)
+            return sorted(self._pairs()) == sorted(other._pairs())
         return super().__eq__(other)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._list!r})"
+        return f"{type(self).__name__}({self._pairs()!r})"
