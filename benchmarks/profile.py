@@ -47,9 +47,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.certs import write_certificate
 from benchmarks.harness import WORKLOADS, Child, HarnessError, Implementation, Settings
 from benchmarks.implementations import IMPLEMENTATIONS, parse_implementation
+from wtframe.certs import generate_certificate
 
 __all__ = ["CATEGORIES", "Profile", "category_of", "main", "parse_pyspy", "parse_pstats"]
 
@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings = Settings(duration=options.duration, connections=options.connections)
     with tempfile.TemporaryDirectory(prefix="wtbench-profile-") as tmp:
-        certificate, private_key = write_certificate(Path(tmp))
+        certificate, private_key = generate_certificate().write(tmp)
         raw = options.output or Path(tmp) / ("profile.txt" if tool == "py-spy" else "cprofile")
         try:
             profile, cpu, ops = _run(

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.certs import write_certificate
 from benchmarks.harness import (
     WORKLOADS,
     HarnessError,
@@ -29,6 +28,7 @@ from benchmarks.harness import (
 )
 from benchmarks.implementations import CONTEXT, IMPLEMENTATIONS, parse_implementation
 from benchmarks.report import format_markdown, format_table, format_value, summarize
+from wtframe.certs import generate_certificate
 
 __all__ = ["main", "parse_args", "settings_from"]
 
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     errors: list[str] = []
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="wtbench-") as tmp:
-        certificate, private_key = write_certificate(Path(tmp))
+        certificate, private_key = generate_certificate().write(tmp)
         for round_number in range(1, repeat + 1):
             for workload in workloads:
                 if workload.once and round_number > 1:
