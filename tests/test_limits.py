@@ -20,7 +20,6 @@ from wtframe import (
     StreamStopped,
     serve,
 )
-from wtframe._runner import MAX_PENDING_STREAMS
 from wtframe.capsules import CLOSE_WEBTRANSPORT_SESSION, encode_capsule
 from wtframe.codes import StreamErrorCode, to_http3_error
 from wtframe.exceptions import ConfigurationError, MessageTooLarge
@@ -78,7 +77,7 @@ def app_with(limits: Limits, **options: Any) -> tuple[App, type[Probe]]:
 def test_defaults_are_finite_where_it_matters() -> None:
     limits = Limits()
     assert limits.max_sessions == 16
-    assert limits.max_pending_streams == MAX_PENDING_STREAMS == 16
+    assert limits.max_pending_streams == 16
     assert limits.max_streams == 100
     assert limits.max_message_size == 1 << 20
     assert limits.max_capsule_size == 4096

@@ -28,15 +28,11 @@ if TYPE_CHECKING:
     from .requests import Request
     from .session import Session
 
-__all__ = ["MAX_PENDING_STREAMS", "SessionRunner", "logger"]
+__all__ = ["SessionRunner", "logger"]
 
 logger = logging.getLogger("wtframe")
 
 _DEFAULT_LIMITS = Limits()
-
-MAX_PENDING_STREAMS = _DEFAULT_LIMITS.max_pending_streams
-"""Streams a peer may open before its session is accepted, by default
-(`Limits.max_pending_streams`); later ones are refused."""
 
 _CONNECTING, _OPEN, _CLOSED = "connecting", "open", "closed"
 
