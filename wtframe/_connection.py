@@ -103,6 +103,8 @@ class WebTransportConnection(QuicConnectionProtocol):
             stream = self._streams.get(event.stream_id)
             if isinstance(stream, ReceiveStream):
                 stream._feed(event.data, event.end_stream)
+                if event.data:
+                    self.stream_data_buffered(event.session_id, stream)
         elif isinstance(event, events.DatagramReceived):
             link = self.links.get(event.session_id)
             if link is not None:
@@ -159,6 +161,9 @@ class WebTransportConnection(QuicConnectionProtocol):
 
     def settings_received(self, event: events.SettingsReceived) -> None:
         """The peer's HTTP/3 SETTINGS arrived."""
+
+    def stream_data_buffered(self, session_id: int, stream: ReceiveStream) -> None:
+        """Data from the peer was buffered on `stream`. Servers enforce buffer limits here."""
 
     # -- session commands ----------------------------------------------------------------
 

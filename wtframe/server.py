@@ -115,14 +115,11 @@ class _ServerConnection(WebTransportConnection):
         self._quic.stop_stream(session_id, _H3_NO_ERROR)
         self.transmit()
 
-    def _dispatch(self, event: events.Event) -> None:
-        super()._dispatch(event)
-        if type(event) is events.StreamDataReceived and event.data:
-            # Enforce the receive buffer limits once the data is buffered.
-            stream = self._streams.get(event.stream_id)
-            link = self.links.get(event.session_id)
-            if isinstance(link, SessionRunner) and isinstance(stream, ReceiveStream):
-                link.stream_fed(stream)
+    def stream_data_buffered(self, session_id: int, stream: ReceiveStream) -> None:
+        """Enforce the receive buffer limits once the peer's data is buffered."""
+        link = self.links.get(session_id)
+        if isinstance(link, SessionRunner):
+            link.stream_fed(stream)
 
     def _client_address(self) -> tuple[str, int] | None:
         paths = self._quic._network_paths
