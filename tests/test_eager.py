@@ -1,63 +1,44 @@
-"""Eager start of hooks: no task when a coroutine finishes at once, task semantics otherwise."""
+"""How hooks start: tasks with full task semantics, no task for hooks that cannot wait."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
-from wtframe import _eager
+from wtframe import App, ReceiveStream, SendStream, Session, _eager
+from wtframe.testing import TestClient
 
 
-async def test_coroutine_that_never_waits_needs_no_task() -> None:
-    ran: list[str] = []
-
-    async def hook() -> None:
-        ran.append("done")
-
-    assert _eager.start(asyncio.get_running_loop(), hook()) is None
-    assert ran == ["done"]
-
-
-async def test_coroutine_that_waits_continues_in_a_task_with_results() -> None:
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[int] = loop.create_future()
+async def test_a_hook_runs_inside_a_task() -> None:
     seen: list[object] = []
 
     async def hook() -> None:
-        seen.append("first step")
-        seen.append(await fut)
-        await asyncio.sleep(0)
-        seen.append("after sleep")
+        seen.append(asyncio.current_task())
 
-    task = _eager.start(loop, hook())
-    assert seen == ["first step"]
-    assert task is not None and not task.done()
-    fut.set_result(42)
-    await asyncio.wait_for(task, 5)
-    assert seen == ["first step", 42, "after sleep"]
+    task = _eager.start(asyncio.get_running_loop(), hook())
+    if task is not None:
+        await task
+    assert seen and seen[0] is not None
 
 
-async def test_exception_from_a_future_reaches_the_coroutine() -> None:
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[None] = loop.create_future()
-    caught: list[BaseException] = []
-
+async def test_a_hook_that_finishes_at_once_leaves_no_task_on_312() -> None:
     async def hook() -> None:
-        try:
-            await fut
-        except KeyError as exc:
-            caught.append(exc)
+        pass
 
-    task = _eager.start(loop, hook())
-    assert task is not None
-    fut.set_exception(KeyError("x"))
-    await asyncio.wait_for(task, 5)
-    assert isinstance(caught[0], KeyError)
+    task = _eager.start(asyncio.get_running_loop(), hook())
+    if sys.version_info >= (3, 12):
+        assert task is None
+    else:
+        assert task is not None
+        await task
 
 
 async def test_cancelling_the_task_cancels_the_coroutine() -> None:
-    loop = asyncio.get_running_loop()
     cleaned: list[str] = []
 
     async def hook() -> None:
@@ -66,19 +47,141 @@ async def test_cancelling_the_task_cancels_the_coroutine() -> None:
         finally:
             cleaned.append("finally")
 
-    task = _eager.start(loop, hook())
+    task = _eager.start(asyncio.get_running_loop(), hook())
     assert task is not None
+    await asyncio.sleep(0)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert cleaned == ["finally"]
 
 
-async def test_return_after_suspension_ends_the_task_cleanly() -> None:
-    async def hook() -> None:
+async def _plain(x: Any) -> Any:
+    return x
+
+
+async def _awaits(x: Awaitable[Any]) -> Any:
+    return await x
+
+
+async def _async_for(x: Any) -> None:
+    async for _ in x:
+        pass
+
+
+async def _async_with(x: Any) -> None:
+    async with x:
+        pass
+
+
+async def _nested_await(x: Any) -> Callable[[], Any]:
+    async def inner() -> Any:
+        return await x  # suspends inner, which this coroutine never awaits
+
+    return inner
+
+
+def _sync(x: Any) -> Any:
+    return x
+
+
+class _Owner:
+    async def method(self, x: Any) -> Any:
+        return x
+
+    async def waits(self, x: Any) -> None:
         await asyncio.sleep(0)
 
-    task = _eager.start(asyncio.get_running_loop(), hook())
-    assert task is not None
-    await asyncio.wait_for(task, 5)
-    assert task.done() and task.exception() is None
+
+@pytest.mark.parametrize(
+    ("func", "expected"),
+    [
+        (_plain, True),
+        (_nested_await, True),
+        (_Owner().method, True),
+        (_awaits, False),
+        (_async_for, False),
+        (_async_with, False),
+        (_Owner().waits, False),
+        (_sync, False),
+        (print, False),
+    ],
+)
+def test_never_suspends(func: Callable[..., Any], expected: bool) -> None:
+    assert _eager.never_suspends(func) is expected
+
+
+def test_run_now_returns_the_result_and_propagates_errors() -> None:
+    assert _eager.run_now(_plain(7)) == 7
+
+    async def fails() -> None:
+        raise KeyError("x")
+
+    with pytest.raises(KeyError):
+        _eager.run_now(fails())
+
+
+# -- through a real server -----------------------------------------------------------------
+
+_var: contextvars.ContextVar[str] = contextvars.ContextVar("_var", default="unset")
+
+
+def _app(seen: list[object]) -> App:
+    app = App()
+
+    @app.session("/t")
+    class Timed(Session):
+        async def on_stream(self, stream: ReceiveStream) -> None:
+            seen.append(_var.get())
+            _var.set("stream")
+            async with asyncio.timeout(5):  # needs the current task
+                data = await stream.read()
+            assert isinstance(stream, SendStream)
+            await stream.write(data)
+
+        async def on_datagram(self, data: bytes) -> None:
+            seen.append(_var.get())
+            _var.set("datagram")
+            async with asyncio.timeout(5):
+                await asyncio.sleep(0)
+            self.send_datagram(data)
+
+    return app
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.timeout is new in 3.11")
+async def test_hooks_run_in_their_own_task_and_context() -> None:
+    seen: list[object] = []
+    async with TestClient(_app(seen)) as client, client.connect("/t") as session:
+        for _ in range(3):
+            stream = await session.open_stream()
+            await stream.write(b"hi")
+            await stream.close()
+            assert await asyncio.wait_for(stream.read(), 5) == b"hi"
+            session.send_datagram(b"d")
+            assert await asyncio.wait_for(session.receive_datagram(), 5) == b"d"
+    # Every hook saw the default: no hook's context variable leaked into another's.
+    assert seen == ["unset"] * 6
+
+
+async def test_an_async_hook_without_await_runs_without_a_task() -> None:
+    seen: list[object] = []
+    app = App()
+
+    @app.session("/n")
+    class NoWait(Session):
+        async def on_datagram(self, data: bytes) -> None:
+            seen.append(asyncio.current_task())
+            if data == b"boom":
+                raise ValueError("bad datagram")
+            self.send_datagram(data)
+
+    async with TestClient(app) as client, client.connect("/n") as session:
+        session.send_datagram(b"x")
+        assert await asyncio.wait_for(session.receive_datagram(), 5) == b"x"
+        runner = client.server.runners[0]
+        assert not runner.tasks
+        session.send_datagram(b"boom")  # the error policy applies as for any hook
+        code, _ = await asyncio.wait_for(session.wait_closed(), 5)
+    assert seen[0] is None
+    assert code == 1011

@@ -1,81 +1,86 @@
-"""Start a coroutine at once, and make it a task only if it has to wait.
+"""Starting hook coroutines: as (eager) tasks, or without a task if they can never wait.
 
 Most hooks finish without waiting (an echo, a counter, a reply that fits the send buffer).
-Running their first step synchronously, inside the packet callback, saves creating a task
-for them, and lets their replies leave in the same packet as the ACK. A coroutine that
-does suspend continues in an ordinary asyncio task, which sees the exact future the
-coroutine waits for, so cancellation and exceptions behave as usual.
 
-Python 3.12 has this built in (`eager_start`); this module gives 3.10 and 3.11 the same.
-One difference remains there: until its first suspension the coroutine runs outside any
-task, so `asyncio.current_task()` is `None` during that first step.
+* On Python 3.12 and later a hook starts as an eager task (`eager_start`): its first step
+  runs at once, inside the packet callback, and the task object is dropped if it finished
+  there. Its replies leave in the same packet as the ACK.
+* On 3.10 and 3.11 a hook starts as an ordinary task. Its first step runs later in the same
+  loop iteration, still before the transmission that follows the packet, so its replies
+  leave with the ACK as well. A hook is never run outside a task there: code such as
+  `asyncio.timeout()` needs `asyncio.current_task()`, and a context variable set by one
+  hook must not leak into the next.
+* An `async def` hook whose body contains no `await`, `async for` or `async with`
+  ([`never_suspends`][wtframe._eager.never_suspends]) cannot wait at all: it is run to its
+  end at once, like a plain function, on every version, and no task is created.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dis
+import inspect
 import sys
-from collections.abc import Coroutine, Generator
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-__all__ = ["start"]
+__all__ = ["never_suspends", "run_now", "start"]
+
+_EAGER_TASKS = sys.version_info >= (3, 12)
+
+# Every suspension point of a coroutine compiles to one of these (3.10 to 3.13).
+_SUSPENDING = frozenset(
+    {"YIELD_VALUE", "YIELD_FROM", "GET_AWAITABLE", "GET_ANEXT", "BEFORE_ASYNC_WITH"}
+)
 
 
 def start(
     loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
 ) -> asyncio.Task[None] | None:
-    """Run `coro` until it first suspends; return the task that continues it, if any.
+    """Start `coro` as a task (eagerly where Python supports it).
 
     Args:
         loop: The running event loop.
         coro: A coroutine that handles its own exceptions.
 
     Returns:
-        The task running the rest of `coro`, or `None` if it already finished.
+        The task running `coro`, or `None` if it already finished.
     """
     if _EAGER_TASKS:
         task = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
         return None if task.done() else task
-    try:
-        first = coro.send(None)
-    except StopIteration:
-        return None
-    return loop.create_task(_Continuation(coro, first))
+    return loop.create_task(coro)
 
 
-_EAGER_TASKS = sys.version_info >= (3, 12)
+def never_suspends(func: Callable[..., Any]) -> bool:
+    """Return whether `func` is a coroutine function that can never wait.
 
+    Args:
+        func: A function or bound method.
 
-class _Continuation(Coroutine[Any, Any, None]):
-    """A suspended coroutine, presented to a task as if it had not started.
-
-    Its first `send` gives the task the future the coroutine is waiting on; everything
-    else (values, exceptions, cancellation, even before the first step) goes straight to
-    the coroutine.
+    Returns:
+        `True` if `func` is an `async def` whose own body has no suspension point (no
+        `await`, `async for` or `async with`); `False` otherwise, and for anything that
+        is not plainly an `async def` (a wrapper may wait).
     """
+    function = getattr(func, "__func__", func)
+    if not inspect.iscoroutinefunction(function) or not hasattr(function, "__code__"):
+        return False
+    return not any(ins.opname in _SUSPENDING for ins in dis.get_instructions(function))
 
-    __slots__ = ("_coro", "_first", "_started")
 
-    def __init__(self, coro: Coroutine[Any, Any, None], first: Any) -> None:
-        self._coro = coro
-        self._first = first
-        self._started = False
+def run_now(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine of a `never_suspends` function to its end; return its result.
 
-    def send(self, value: Any) -> Any:
-        if not self._started:
-            self._started = True
-            first, self._first = self._first, None
-            return first
-        return self._coro.send(value)
+    Args:
+        coro: The coroutine.
 
-    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
-        self._started = True
-        if val is None and tb is None:
-            return self._coro.throw(typ)
-        return self._coro.throw(typ, val, tb)  # pragma: no cover - old-style call
-
-    def close(self) -> None:
-        self._coro.close()
-
-    def __await__(self) -> Generator[Any, None, None]:  # pragma: no cover - tasks use send
-        raise TypeError("a continuation is driven by its task, not awaited")
+    Returns:
+        What the coroutine returned. Its exceptions propagate.
+    """
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()  # unreachable for a function that never suspends
+    raise RuntimeError(f"{coro!r} suspended")

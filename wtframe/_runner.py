@@ -56,7 +56,7 @@ class SessionRunner:
         "_buffered",
         "_datagram_codec",
         "_datagram_hook",
-        "_datagram_is_async",
+        "_datagram_mode",
         "_datagram_tasks",
         "_idle_mark",
         "_idle_periods",
@@ -122,7 +122,14 @@ class SessionRunner:
         if not _sets_max_message_size(session_cls):
             self.session.max_message_size = limits.max_message_size  # type: ignore[misc]
         self._datagram_hook: Callable[[Any], Any] = self.session.on_datagram
-        self._datagram_is_async = inspect.iscoroutinefunction(self._datagram_hook)
+        hook = self._datagram_hook
+        self._datagram_mode = (
+            _RUN_NOW
+            if _eager.never_suspends(hook)
+            else _TASK
+            if inspect.iscoroutinefunction(hook)
+            else _CALL
+        )
         self._loop = asyncio.get_running_loop()
 
     @property
@@ -154,7 +161,8 @@ class SessionRunner:
                 except Exception:
                     self._hook_failed("on_invalid_datagram")
                 return
-        if self._datagram_is_async:
+        mode = self._datagram_mode
+        if mode is _TASK:
             if self._datagram_tasks >= self.limits.max_datagram_tasks:
                 self.dropped_datagrams += 1
                 return
@@ -163,11 +171,13 @@ class SessionRunner:
                 self._datagram_tasks += 1
                 self.tasks.add(task)
                 task.add_done_callback(self._datagram_done)
-        else:
-            try:
-                self._datagram_hook(message)
-            except Exception:
-                self._hook_failed("on_datagram")
+            return
+        try:
+            result = self._datagram_hook(message)
+            if mode is _RUN_NOW:
+                _eager.run_now(result)
+        except Exception as exc:
+            self._hook_raised("on_datagram", exc)
 
     def _datagram_done(self, task: asyncio.Task[None]) -> None:
         self._datagram_tasks -= 1
@@ -338,12 +348,19 @@ class SessionRunner:
     async def _guard(self, coro: Coroutine[Any, Any, Any]) -> None:
         try:
             await coro
-        except (SessionClosed, asyncio.CancelledError):
+        except asyncio.CancelledError:
             pass
-        except StreamError as exc:  # a stream's failure (e.g. the peer stopped it) is its own
-            logger.info("%s of %r: %r", getattr(coro, "__qualname__", "hook"), self.session, exc)
-        except Exception:
-            self._hook_failed(getattr(coro, "__qualname__", "hook"))
+        except Exception as exc:
+            self._hook_raised(getattr(coro, "__qualname__", "hook"), exc)
+
+    def _hook_raised(self, hook: str, exc: Exception) -> None:
+        """Apply the error policy to an exception that escaped a hook or a session task."""
+        if isinstance(exc, SessionClosed):
+            return  # the session ended under the hook: nothing more to do
+        if isinstance(exc, StreamError):  # a stream's failure (e.g. the peer stopped it)
+            logger.info("%s of %r: %r", hook, self.session, exc)
+            return
+        self._hook_failed(hook)
 
     def _hook_failed(self, hook: str) -> None:
         logger.exception("%s of %r raised; closing the session", hook, self.session)
@@ -481,6 +498,9 @@ class SessionRunner:
 
 _RECOUNT_MIN = 16
 _IDLE_CHECKS = 4
+# How `on_datagram` runs: called as a plain function, run to its end at once (an async
+# hook that never waits), or started as a task.
+_CALL, _RUN_NOW, _TASK = "call", "run now", "task"
 
 
 def _sets_max_message_size(cls: type[Session]) -> bool:

@@ -92,6 +92,11 @@ class Session:
         `TypeAdapter` accepts) is parsed from JSON and validated. A payload that fails goes
         to `on_invalid_datagram` instead.
 
+        A hook whose body has no `await` (nor `async for`, `async with`) cannot wait: it
+        runs at once, like a plain `def on_datagram`, and costs no task. One that awaits
+        runs as a task of the session; while `Limits.max_datagram_tasks` of them wait,
+        further datagrams are dropped (and counted in `dropped_datagrams`).
+
         Args:
             data: The datagram payload, decoded.
         """
