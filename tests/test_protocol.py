@@ -284,6 +284,24 @@ def test_datagrams_for_unknown_or_unaccepted_sessions_are_dropped() -> None:
     assert pair.transfer() == ([], [DatagramReceived(session_id=session_id, data=b"now")])
 
 
+def test_datagrams_are_dropped_once_the_session_is_closed() -> None:
+    pair = QuicPair()
+    session_id = pair.open_session()
+    pair.server.protocol.close_session(session_id, 0, "")
+    pair.client.quic.send_datagram_frame(encode_uint_var(session_id // 4) + b"late")
+    _, server_events = pair.transfer()
+    assert not [e for e in server_events if isinstance(e, DatagramReceived)]
+
+
+def test_a_datagram_without_a_session_id_closes_the_connection() -> None:
+    pair = QuicPair()
+    pair.open_session()
+    pair.client.quic.send_datagram_frame(b"")
+    pair.transfer()
+    closed = pair.server.quic._close_event
+    assert closed is not None and closed.error_code == H3ErrorCode.H3_DATAGRAM_ERROR
+
+
 def test_datagram_commands_need_an_open_session() -> None:
     pair = QuicPair()
     session_id = pair.client.protocol.request_session("localhost", "/")

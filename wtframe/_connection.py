@@ -10,6 +10,7 @@ handlers that run in the same loop iteration leave in the same packet as the ACK
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from aioquic import tls
@@ -37,6 +38,8 @@ class SessionLink(Protocol):
 
     def stream_opened(self, stream: ReceiveStream) -> None: ...
 
+    def stream_fed(self, stream: ReceiveStream) -> None: ...
+
     def drain_requested(self) -> None: ...
 
     def session_ended(self, code: int, reason: str, by_peer: bool) -> None: ...
@@ -61,7 +64,6 @@ class WebTransportConnection(QuicConnectionProtocol):
         self._credit_waiters: list[asyncio.Future[None]] = []
         self.links: dict[int, SessionLink] = {}
         self._streams: dict[int, _StreamBase] = {}
-        self._stream_sessions: dict[int, int] = {}
         self._session_streams: dict[int, set[_StreamBase]] = {}
         self._blocked_writers: set[SendStream] = set()
         self._ack_with_reply = False
@@ -88,8 +90,9 @@ class WebTransportConnection(QuicConnectionProtocol):
 
     def quic_event_received(self, event: QuicEvent) -> None:
         """Feed a QUIC event to the protocol and dispatch what it reports."""
+        dispatch = _DISPATCH
         for wt_event in self.wt.handle_event(event):
-            self._dispatch(wt_event)
+            dispatch[type(wt_event)](self, wt_event)
         if self._opened:
             # New streams reach their handlers once the data that came with them is
             # buffered, so a handler usually finds its input ready and never waits.
@@ -98,56 +101,66 @@ class WebTransportConnection(QuicConnectionProtocol):
                 if self.links.get(session_id) is link:  # unless the session ended meanwhile
                     link.stream_opened(stream)
 
-    def _dispatch(self, event: events.Event) -> None:
-        if isinstance(event, events.StreamDataReceived):
-            stream = self._streams.get(event.stream_id)
-            if isinstance(stream, ReceiveStream):
-                stream._feed(event.data, event.end_stream)
-                if event.data:
-                    self.stream_data_buffered(event.session_id, stream)
-        elif isinstance(event, events.DatagramReceived):
-            link = self.links.get(event.session_id)
-            if link is not None:
-                link.datagram_received(event.data)
-        elif isinstance(event, events.StreamOpened):
-            self._stream_opened(event)
-        elif isinstance(event, events.StreamResetReceived):
-            stream = self._streams.get(event.stream_id)
-            if isinstance(stream, ReceiveStream):
-                reliable = self.wt.reset_was_reliable(event.stream_id)
-                stream._reset_by_peer(event.code or 0, keep_data=reliable)
-        elif isinstance(event, events.StopSendingReceived):
-            stream = self._streams.get(event.stream_id)
-            if isinstance(stream, SendStream):
-                stream._stopped_by_peer(event.code or 0)
-        elif isinstance(event, events.SessionEnded):
-            self._session_ended(event.session_id, event.code, event.reason, event.by_peer)
-        elif isinstance(event, events.DrainRequested):
-            link = self.links.get(event.session_id)
-            if link is not None:
-                link.drain_requested()
-        elif isinstance(event, events.SessionRequested):
-            self.session_requested(event)
-        elif isinstance(event, events.SessionEstablished | events.SessionRefused):
-            self.session_answered(event)
-        elif isinstance(event, events.SettingsReceived):
-            self.settings_received(event)
+    def _on_stream_data(self, event: events.StreamDataReceived) -> None:
+        stream = self._streams.get(event.stream_id)
+        if isinstance(stream, ReceiveStream):
+            stream._feed(event.data, event.end_stream)
+            if event.data:
+                link = self.links.get(event.session_id)
+                if link is not None:
+                    link.stream_fed(stream)
 
-    def _stream_opened(self, event: events.StreamOpened) -> None:
+    def _on_datagram(self, event: events.DatagramReceived) -> None:
+        link = self.links.get(event.session_id)
+        if link is not None:
+            link.datagram_received(event.data)
+
+    def _on_stream_opened(self, event: events.StreamOpened) -> None:
         link = self.links.get(event.session_id)
         if link is None:  # the session was requested but has no runner: refuse the stream
             self.wt.stop_stream(event.stream_id)
             self.wt.reset_stream(event.stream_id)
             return
-        cls = ReceiveStream if event.is_unidirectional else Stream
-        stream = cls(self, event.stream_id, link.session)
-        stream.max_message_size = link.session.max_message_size
+        session = link.session
+        stream = (ReceiveStream if event.is_unidirectional else Stream)(
+            self, event.stream_id, session
+        )
+        stream.max_message_size = session.max_message_size
+        stream._flow_controlled = self.wt.flow_controlled(event.session_id)
         self._add_stream(event.session_id, stream)
         self._opened.append((event.session_id, link, stream))
 
+    def _on_stream_reset(self, event: events.StreamResetReceived) -> None:
+        stream = self._streams.get(event.stream_id)
+        if isinstance(stream, ReceiveStream):
+            reliable = self.wt.reset_was_reliable(event.stream_id)
+            stream._reset_by_peer(event.code or 0, keep_data=reliable)
+
+    def _on_stop_sending(self, event: events.StopSendingReceived) -> None:
+        stream = self._streams.get(event.stream_id)
+        if isinstance(stream, SendStream):
+            stream._stopped_by_peer(event.code or 0)
+
+    def _on_session_ended(self, event: events.SessionEnded) -> None:
+        self._session_ended(event.session_id, event.code, event.reason, event.by_peer)
+
+    def _on_drain(self, event: events.DrainRequested) -> None:
+        link = self.links.get(event.session_id)
+        if link is not None:
+            link.drain_requested()
+
+    def _on_settings(self, event: events.SettingsReceived) -> None:
+        # Flow control may have started for sessions whose streams already exist.
+        for session_id, streams in self._session_streams.items():
+            if self.wt.flow_controlled(session_id):
+                for stream in streams:
+                    if isinstance(stream, ReceiveStream):
+                        stream._flow_controlled = True
+        self.settings_received(event)
+
     def _add_stream(self, session_id: int, stream: _StreamBase) -> None:
+        stream._session_id = session_id
         self._streams[stream.stream_id] = stream
-        self._stream_sessions[stream.stream_id] = session_id
         self._session_streams.setdefault(session_id, set()).add(stream)
 
     # -- hooks for subclasses ----------------------------------------------------------
@@ -162,8 +175,23 @@ class WebTransportConnection(QuicConnectionProtocol):
     def settings_received(self, event: events.SettingsReceived) -> None:
         """The peer's HTTP/3 SETTINGS arrived."""
 
-    def stream_data_buffered(self, session_id: int, stream: ReceiveStream) -> None:
-        """Data from the peer was buffered on `stream`. Servers enforce buffer limits here."""
+    def connection_terminated(self) -> None:
+        """The QUIC connection ended; its sessions hear of it right after."""
+
+    # aioquic calls `_connection_terminated_handler()` when the connection ends, before it
+    # hands the event to `quic_event_received`, and its server sets that attribute to its
+    # own handler. This property runs both, so that no class has to inspect every event.
+    @property
+    def _connection_terminated_handler(self) -> Callable[[], None]:
+        return self._terminated
+
+    @_connection_terminated_handler.setter
+    def _connection_terminated_handler(self, handler: Callable[[], None]) -> None:
+        self._aioquic_terminated = handler
+
+    def _terminated(self) -> None:
+        self._aioquic_terminated()
+        self.connection_terminated()
 
     # -- session commands ----------------------------------------------------------------
 
@@ -193,6 +221,8 @@ class WebTransportConnection(QuicConnectionProtocol):
         stream: SendStream = (SendStream if unidirectional else Stream)(
             self, stream_id, link.session
         )
+        if isinstance(stream, ReceiveStream):
+            stream._flow_controlled = self.wt.flow_controlled(session_id)
         self._add_stream(session_id, stream)
         return stream
 
@@ -212,7 +242,6 @@ class WebTransportConnection(QuicConnectionProtocol):
         exc = SessionClosed(code, reason)
         for stream in self._session_streams.pop(session_id, ()):
             self._streams.pop(stream.stream_id, None)
-            self._stream_sessions.pop(stream.stream_id, None)
             if isinstance(stream, SendStream):
                 self._blocked_writers.discard(stream)
             stream._abort(exc)
@@ -277,8 +306,7 @@ class WebTransportConnection(QuicConnectionProtocol):
         """Forget a stream that is finished both ways."""
         if self._streams.pop(stream.stream_id, None) is None:
             return
-        session_id = self._stream_sessions.pop(stream.stream_id)
-        self._session_streams[session_id].discard(stream)
+        self._session_streams[stream._session_id].discard(stream)
 
     def _wake_writers(self) -> None:
         for stream in list(self._blocked_writers):
@@ -314,3 +342,20 @@ class WebTransportConnection(QuicConnectionProtocol):
         super().connection_lost(exc)
         for session_id in list(self.links):
             self._session_ended(session_id, CloseCode.ABNORMAL, "connection lost", True)
+
+
+_DISPATCH: dict[type[events.Event], Callable[[Any, Any], None]] = {
+    events.StreamDataReceived: WebTransportConnection._on_stream_data,
+    events.DatagramReceived: WebTransportConnection._on_datagram,
+    events.StreamOpened: WebTransportConnection._on_stream_opened,
+    events.StreamResetReceived: WebTransportConnection._on_stream_reset,
+    events.StopSendingReceived: WebTransportConnection._on_stop_sending,
+    events.SessionEnded: WebTransportConnection._on_session_ended,
+    events.DrainRequested: WebTransportConnection._on_drain,
+    # Subclasses override these hooks: look them up on the instance.
+    events.SessionRequested: lambda self, event: self.session_requested(event),
+    events.SessionEstablished: lambda self, event: self.session_answered(event),
+    events.SessionRefused: lambda self, event: self.session_answered(event),
+    events.SettingsReceived: WebTransportConnection._on_settings,
+}
+"""What the connection does with each wtframe event (looked up by exact type)."""

@@ -189,7 +189,7 @@ class SessionRunner:
             if not self._admit(stream):
                 return
             self._activity += 1
-            self.spawn(self._run_stream(stream))
+            self._start_stream(stream)
         elif self.state == _CLOSED:
             _refuse(stream)
         elif len(self._pending) < self.limits.max_pending_streams:
@@ -411,7 +411,7 @@ class SessionRunner:
         pending, self._pending = self._pending, []
         for stream in pending:
             if self._admit(stream):
-                self.spawn(self._run_stream(stream))
+                self._start_stream(stream)
         if self.draining:
             self.spawn(self._guard(self.session.on_drain()))
 
@@ -462,9 +462,20 @@ class SessionRunner:
         if self.state == _CONNECTING:
             self.connection.reject_session(self.session_id, status, headers)
 
+    def _start_stream(self, stream: ReceiveStream) -> None:
+        # The task leaves `tasks` by itself: a done callback would cost a loop iteration.
+        task = _eager.start(self._loop, self._run_stream(stream))
+        if task is not None:
+            self.tasks.add(task)
+
     async def _run_stream(self, stream: ReceiveStream) -> None:
         try:
             await self.session.on_stream(stream)
+            if self.state == _OPEN:
+                if isinstance(stream, SendStream) and not stream.is_closing:
+                    await stream.close()
+                if not stream.at_eof:
+                    stream.stop(StreamErrorCode.NO_ERROR)
         except asyncio.CancelledError:
             raise
         except MessageError as exc:
@@ -475,19 +486,13 @@ class SessionRunner:
             )
             logger.info("stream %d of %r: %s", stream.stream_id, self.session, exc)
             _refuse(stream, code)
-            return
         except (StreamError, SessionClosed):
             pass
         except Exception:
             _refuse(stream, StreamErrorCode.INTERNAL_ERROR)
             self._hook_failed("on_stream")
-            return
-        if self.state != _OPEN:
-            return
-        if isinstance(stream, SendStream) and not stream.is_closing:
-            await stream.close()
-        if not stream.at_eof:
-            stream.stop(StreamErrorCode.NO_ERROR)
+        finally:
+            self.tasks.discard(asyncio.current_task())
 
     async def _close_hook(self, code: int, reason: str) -> None:
         try:

@@ -30,7 +30,6 @@ from aioquic.asyncio.client import connect as quic_connect
 from aioquic.h3.connection import H3_ALPN
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.events import ConnectionTerminated, QuicEvent
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from . import events
@@ -91,12 +90,11 @@ class _ClientConnection(WebTransportConnection):
             self._timer = None
         self._closed.set()
 
-    def quic_event_received(self, event: QuicEvent) -> None:
-        super().quic_event_received(event)
-        if isinstance(event, ConnectionTerminated):
-            for waiter, _ in self.answers.values():
-                if not waiter.done():
-                    waiter.set_exception(HandshakeError("connection closed during the handshake"))
+    def connection_terminated(self) -> None:
+        """Fail the session requests still waiting for an answer."""
+        for waiter, _ in self.answers.values():
+            if not waiter.done():
+                waiter.set_exception(HandshakeError("connection closed during the handshake"))
 
 
 class ClientSession:
@@ -347,6 +345,9 @@ class ClientSession:
         """Queue a stream (internal)."""
         self._streams.append(stream)
         self._wake()
+
+    def stream_fed(self, stream: ReceiveStream) -> None:
+        """Data arrived on a stream (internal): the client sets no buffer limits."""
 
     def drain_requested(self) -> None:
         """Note the server's DRAIN (internal)."""

@@ -38,6 +38,7 @@ from aioquic.h3.connection import FrameType, H3Connection
 from aioquic.h3.events import DatagramReceived as H3DatagramReceived
 from aioquic.h3.events import (
     DataReceived,
+    H3Event,
     HeadersReceived,
     WebTransportStreamDataReceived,
 )
@@ -391,9 +392,23 @@ class WebTransportProtocol:
         Returns:
             The resulting events, in order.
         """
-        out: list[events.Event] = []
         if self._reliable_resets:
             self._reliable_resets.clear()
+        kind = type(event)
+        if kind is quic_events.DatagramFrameReceived and not self.h3._is_done:
+            data = event.data  # type: ignore[attr-defined]
+            if data and data[0] < 0x40:  # a one-byte quarter stream id: sessions 0 to 252
+                return self._datagram(data[0] * 4, data[1:])
+        out: list[events.Event] = []
+        if kind is quic_events.StreamDataReceived:
+            for h3_event in self.h3.handle_event(event):
+                if type(h3_event) is WebTransportStreamDataReceived:
+                    self._stream_data(h3_event, out)
+                else:
+                    self._h3_event(h3_event, out)
+            if not self._settings_reported:
+                self._check_settings(out)
+            return out
         if isinstance(event, quic_events.ConnectionTerminated):
             for session_id in list(self._sessions):
                 self._end(
@@ -420,24 +435,35 @@ class WebTransportProtocol:
         elif isinstance(event, quic_events.StopSendingReceived):
             self._stop_sending(event.stream_id, event.error_code, out)
         for h3_event in h3_events:
-            if isinstance(h3_event, WebTransportStreamDataReceived):
-                self._stream_data(h3_event, out)
-            elif isinstance(h3_event, H3DatagramReceived):
-                session = self._sessions.get(h3_event.stream_id)
-                if session is not None and session.state is SessionState.OPEN:
-                    out.append(
-                        events.DatagramReceived(session_id=h3_event.stream_id, data=h3_event.data)
-                    )
-            elif isinstance(h3_event, DataReceived):
-                self._connect_data(h3_event, out)
-            elif isinstance(h3_event, HeadersReceived):
-                self._headers(h3_event, out)
-        if not self._settings_reported and self.h3.received_settings is not None:
-            self._settings_reported = True
-            out.insert(0, events.SettingsReceived(settings=dict(self.h3.received_settings)))
-            for session in self._sessions.values():
-                self._start_flow(session)
+            self._h3_event(h3_event, out)
+        if not self._settings_reported:
+            self._check_settings(out)
         return out
+
+    def _h3_event(self, h3_event: H3Event, out: list[events.Event]) -> None:
+        if isinstance(h3_event, WebTransportStreamDataReceived):
+            self._stream_data(h3_event, out)
+        elif isinstance(h3_event, H3DatagramReceived):
+            out += self._datagram(h3_event.stream_id, h3_event.data)
+        elif isinstance(h3_event, DataReceived):
+            self._connect_data(h3_event, out)
+        elif isinstance(h3_event, HeadersReceived):
+            self._headers(h3_event, out)
+
+    def _datagram(self, session_id: int, data: bytes) -> list[events.Event]:
+        session = self._sessions.get(session_id)
+        if session is None or session.state is not SessionState.OPEN:
+            return []
+        return [events.DatagramReceived(session_id=session_id, data=data)]
+
+    def _check_settings(self, out: list[events.Event]) -> None:
+        """Report the peer's SETTINGS once they have arrived, before anything else."""
+        if self.h3.received_settings is None:
+            return
+        self._settings_reported = True
+        out.insert(0, events.SettingsReceived(settings=dict(self.h3.received_settings)))
+        for session in self._sessions.values():
+            self._start_flow(session)
 
     def _headers(self, event: HeadersReceived, out: list[events.Event]) -> None:
         stream_id, headers = event.stream_id, event.headers

@@ -27,7 +27,6 @@ from aioquic.asyncio.server import QuicServer
 from aioquic.h3.connection import H3_ALPN
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.events import ConnectionTerminated, QuicEvent
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -38,7 +37,6 @@ from .certs import Certificate, generate_certificate, load_certificate
 from .codes import CloseCode
 from .flowcontrol import FlowLimits
 from .requests import Request
-from .streams import ReceiveStream
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -115,12 +113,6 @@ class _ServerConnection(WebTransportConnection):
         self._quic.stop_stream(session_id, _H3_NO_ERROR)
         self.transmit()
 
-    def stream_data_buffered(self, session_id: int, stream: ReceiveStream) -> None:
-        """Enforce the receive buffer limits once the peer's data is buffered."""
-        link = self.links.get(session_id)
-        if isinstance(link, SessionRunner):
-            link.stream_fed(stream)
-
     def _client_address(self) -> tuple[str, int] | None:
         paths = self._quic._network_paths
         if not paths:
@@ -132,10 +124,9 @@ class _ServerConnection(WebTransportConnection):
         super().connection_lost(exc)
         self.server.connections.discard(self)
 
-    def quic_event_received(self, event: QuicEvent) -> None:
-        super().quic_event_received(event)
-        if isinstance(event, ConnectionTerminated):
-            self.server.connections.discard(self)
+    def connection_terminated(self) -> None:
+        """Forget the connection at once (its sessions end next)."""
+        self.server.connections.discard(self)
 
 
 class Server:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .exceptions import (
@@ -65,6 +64,7 @@ class _StreamBase:
         """The QUIC stream id."""
         self.session = session
         """The session the stream belongs to."""
+        self._session_id = -1  # the protocol's session id, set by the connection
 
     @property
     def is_bidirectional(self) -> bool:
@@ -106,6 +106,7 @@ class ReceiveStream(_StreamBase, MessageReader):
         self._read_waiter: asyncio.Future[None] | None = None
         self._stopped = False
         self._credited = 0  # buffered bytes already reported consumed (flow control)
+        self._flow_controlled = True  # whether reads must be reported (the connection knows)
 
     @property
     def at_eof(self) -> bool:
@@ -169,15 +170,19 @@ class ReceiveStream(_StreamBase, MessageReader):
             raise IncompleteReadError(self._take(self._size), n)
         return self._take(n)
 
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._iter_chunks()
+    def __aiter__(self) -> Self:
+        return self
 
-    async def _iter_chunks(self) -> AsyncIterator[bytes]:
-        while True:
-            chunk = await self.read(1 << 62)
-            if not chunk:
-                return
-            yield chunk
+    async def __anext__(self) -> bytes:
+        """Return the next chunk as it arrives (`async for chunk in stream`).
+
+        Raises:
+            StopAsyncIteration: Once the stream has ended.
+        """
+        chunk = await self.read(1 << 62)
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk
 
     def stop(self, code: int = 0) -> None:
         """Ask the peer to stop sending (STOP_SENDING) and discard what is buffered.
@@ -188,7 +193,7 @@ class ReceiveStream(_StreamBase, MessageReader):
         if self._eof:
             return
         self._stopped = True
-        if self._size > self._credited:
+        if self._flow_controlled and self._size > self._credited:
             self._io.stream_consumed(self.stream_id, self._size - self._credited)  # dropped
         self._credited = 0
         self._chunks.clear()
@@ -222,7 +227,7 @@ class ReceiveStream(_StreamBase, MessageReader):
         if self._eof:
             return
         if not keep_data:
-            if self._size > self._credited:
+            if self._flow_controlled and self._size > self._credited:
                 self._io.stream_consumed(self.stream_id, self._size - self._credited)  # dropped
             self._credited = 0
             self._chunks.clear()
@@ -242,7 +247,7 @@ class ReceiveStream(_StreamBase, MessageReader):
     async def _wait_data(self) -> None:
         if self._recv_error is not None:
             raise self._recv_error
-        if self._size > self._credited:
+        if self._flow_controlled and self._size > self._credited:
             # The reader waits for more than is here: what is here is as good as consumed,
             # or a flow-controlled peer could never send the rest.
             self._io.stream_consumed(self.stream_id, self._size - self._credited)
@@ -260,11 +265,12 @@ class ReceiveStream(_StreamBase, MessageReader):
     def _take(self, n: int) -> bytes:
         if n == 0:
             return b""
-        if n > self._credited:
-            self._io.stream_consumed(self.stream_id, n - self._credited)
-            self._credited = 0
-        else:
-            self._credited -= n
+        if self._flow_controlled:
+            if n > self._credited:
+                self._io.stream_consumed(self.stream_id, n - self._credited)
+                self._credited = 0
+            else:
+                self._credited -= n
         chunks = self._chunks
         first = chunks[0]
         if len(first) == n:
