@@ -67,6 +67,7 @@ class WebTransportConnection(QuicConnectionProtocol):
         self._session_streams: dict[int, set[_StreamBase]] = {}
         self._blocked_writers: set[SendStream] = set()
         self._ack_with_reply = False
+        self._receiving = False
         self._opened: list[tuple[int, SessionLink, ReceiveStream]] = []
         self.background_tasks: set[asyncio.Task[None]] = set()
         """Tasks that outlive their session (`on_close`), kept here so they are not lost."""
@@ -74,19 +75,30 @@ class WebTransportConnection(QuicConnectionProtocol):
     # -- incoming --------------------------------------------------------------------------
 
     def datagram_received(self, data: bytes | str, addr: NetworkAddress) -> None:
-        """Process a UDP datagram; transmission follows once in the next loop iteration.
+        """Process a UDP datagram, then send what it caused, with the ACK.
 
-        Handlers start eagerly and usually reply while the events are processed; those
-        woken by this datagram reply before the transmission runs too, so their replies
-        leave together, with the ACK (measured: sending at once gained nothing).
+        Handlers usually reply while the events are processed. If processing woke nothing
+        (no task started, no reader or writer woken), nothing else can answer this
+        datagram, and the transmission runs at once, as aioquic's own would. Otherwise it
+        runs later in this loop iteration, after the woken code, so that their replies
+        leave together in the same packet as the ACK.
         """
-        self._quic.receive_datagram(data, addr, now=self._loop.time())  # type: ignore[arg-type]
-        self._process_events()
-        if self._blocked_writers:
-            self._wake_writers()
-        if self._credit_waiters:
-            self._wake_credit_waiters()
-        self._transmit_soon()
+        ready = getattr(self._loop, "_ready", None)  # asyncio's queue of ready callbacks
+        before = -1 if ready is None else len(ready)
+        self._receiving = True
+        try:
+            self._quic.receive_datagram(data, addr, now=self._loop.time())  # type: ignore[arg-type]
+            self._process_events()
+            if self._blocked_writers:
+                self._wake_writers()
+            if self._credit_waiters:
+                self._wake_credit_waiters()
+        finally:
+            self._receiving = False
+        if ready is not None and len(ready) == before and self._transmit_task is None:
+            self.transmit()
+        else:
+            self._transmit_soon()
 
     def quic_event_received(self, event: QuicEvent) -> None:
         """Feed a QUIC event to the protocol and dispatch what it reports."""
@@ -315,6 +327,10 @@ class WebTransportConnection(QuicConnectionProtocol):
                 stream._wake_writer()
 
     # -- transmission ----------------------------------------------------------------------
+
+    def _transmit_soon(self) -> None:
+        if not self._receiving:  # else datagram_received() transmits when it is done
+            super()._transmit_soon()
 
     def _reply_soon(self) -> None:
         """Schedule a transmission that carries what was just queued, and the pending ACK."""
