@@ -10,7 +10,7 @@ handlers that run in the same loop iteration leave in the same packet as the ACK
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import Any, Protocol
 
 from aioquic import tls
@@ -68,6 +68,9 @@ class WebTransportConnection(QuicConnectionProtocol):
         self._blocked_writers: set[SendStream] = set()
         self._ack_with_reply = False
         self._receiving = False
+        # asyncio's queue of ready callbacks, to tell whether a datagram woke anything (an
+        # event loop without one, such as uvloop, always transmits in a later callback).
+        self._ready: Sized | None = getattr(self._loop, "_ready", None)
         self._opened: list[tuple[int, SessionLink, ReceiveStream]] = []
         self.background_tasks: set[asyncio.Task[None]] = set()
         """Tasks that outlive their session (`on_close`), kept here so they are not lost."""
@@ -83,7 +86,7 @@ class WebTransportConnection(QuicConnectionProtocol):
         runs later in this loop iteration, after the woken code, so that their replies
         leave together in the same packet as the ACK.
         """
-        ready = getattr(self._loop, "_ready", None)  # asyncio's queue of ready callbacks
+        ready = self._ready
         before = -1 if ready is None else len(ready)
         self._receiving = True
         try:
@@ -95,10 +98,12 @@ class WebTransportConnection(QuicConnectionProtocol):
                 self._wake_credit_waiters()
         finally:
             self._receiving = False
-        if ready is not None and len(ready) == before and self._transmit_task is None:
+        if self._transmit_task is not None:
+            return  # already scheduled
+        if ready is not None and len(ready) == before:
             self.transmit()
         else:
-            self._transmit_soon()
+            self._transmit_task = self._loop.call_soon(self.transmit)
 
     def quic_event_received(self, event: QuicEvent) -> None:
         """Feed a QUIC event to the protocol and dispatch what it reports."""
@@ -329,8 +334,9 @@ class WebTransportConnection(QuicConnectionProtocol):
     # -- transmission ----------------------------------------------------------------------
 
     def _transmit_soon(self) -> None:
-        if not self._receiving:  # else datagram_received() transmits when it is done
-            super()._transmit_soon()
+        # While a datagram is processed, datagram_received() transmits when it is done.
+        if self._transmit_task is None and not self._receiving:
+            self._transmit_task = self._loop.call_soon(self.transmit)
 
     def _reply_soon(self) -> None:
         """Schedule a transmission that carries what was just queued, and the pending ACK."""

@@ -220,7 +220,7 @@ class SessionRunner:
     def stream_fed(self, stream: ReceiveStream) -> None:
         """Data arrived on one of the session's streams: enforce the receive buffer limits."""
         self._activity += 1
-        size = stream.buffered_bytes
+        size = stream._size
         limits = self.limits
         if size > limits.max_stream_buffer:
             self._buffer_full(stream, f"{size} bytes unread on the stream")

@@ -586,25 +586,30 @@ class WebTransportProtocol:
             )
             if not unidirectional:
                 self._stopped_before_known(stream_id, stream, out)
-        if event.stream_ended:
+        data, ended = event.data, event.stream_ended
+        if ended:
             stream.can_receive = False
-        if event.data and not stream.orphan:
-            stream.received += len(event.data)
-            session = self._sessions[stream.session_id]  # a stream's session is held
-            if session.flow is not None and not self._flow_data(
-                session, stream_id, stream, len(event.data), out
-            ):
-                return
-        if not (stream.orphan or stream.stopped):
-            out.append(
-                events.StreamDataReceived(
-                    session_id=stream.session_id,
-                    stream_id=stream_id,
-                    data=event.data,
-                    end_stream=event.stream_ended,
+        if stream.orphan:
+            pass  # its session is gone: nothing is reported
+        else:
+            if data:
+                stream.received += len(data)
+                session = self._sessions[stream.session_id]  # a stream's session is held
+                if session.flow is not None and not self._flow_data(
+                    session, stream_id, stream, len(data), out
+                ):
+                    return
+            if not stream.stopped:
+                out.append(
+                    events.StreamDataReceived(
+                        session_id=stream.session_id,
+                        stream_id=stream_id,
+                        data=data,
+                        end_stream=ended,
+                    )
                 )
-            )
-        self._maybe_release_stream(stream_id, stream)
+        if ended:
+            self._maybe_release_stream(stream_id, stream)
 
     def _stopped_before_known(
         self, stream_id: int, stream: _Stream, out: list[events.Event]

@@ -179,6 +179,11 @@ class ReceiveStream(_StreamBase, MessageReader):
         Raises:
             StopAsyncIteration: Once the stream has ended.
         """
+        chunks = self._chunks
+        if chunks and not self._flow_controlled:  # the common case, without the bookkeeping
+            chunk = chunks.popleft()
+            self._size -= len(chunk)
+            return chunk
         chunk = await self.read(1 << 62)
         if not chunk:
             raise StopAsyncIteration
