@@ -410,9 +410,6 @@ class SendStream(_StreamBase, MessageWriter):
 class Stream(ReceiveStream, SendStream):
     """A bidirectional WebTransport stream: both a `ReceiveStream` and a `SendStream`."""
 
-    def __init__(self, io: _StreamIO, stream_id: int, session: Any) -> None:
-        super().__init__(io, stream_id, session)
-
     async def __aenter__(self) -> Self:
         return self
 

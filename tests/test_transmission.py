@@ -1,0 +1,91 @@
+"""Packets the server sends: a reply carries the ACK of its request, one packet per exchange.
+
+aioquic delays ACKs; a server that sent each reply at once and the ACK later would send two
+packets per request. These tests count the UDP datagrams the real server's socket sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from wtframe import App, ReceiveStream, SendStream, Session
+from wtframe.server import Server
+from wtframe.testing import TestClient
+
+ROUNDS = 30
+
+
+def _app() -> App:
+    app = App()
+
+    @app.session("/echo")
+    class Echo(Session):
+        async def on_datagram(self, data: bytes) -> None:  # never waits: no task
+            self.send_datagram(data)
+
+        async def on_stream(self, stream: ReceiveStream) -> None:  # a task
+            assert isinstance(stream, SendStream)
+            await stream.write(await stream.read())
+
+    @app.session("/slow")
+    class Slow(Session):
+        async def on_datagram(self, data: bytes) -> None:  # answers in a later iteration
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            self.send_datagram(data)
+
+    return app
+
+
+@contextmanager
+def _count_sent(server: Server) -> Iterator[list[int]]:
+    """Count the datagrams the server's UDP socket sends meanwhile."""
+    transport: Any = server._transport
+    sent = [0]
+    original = transport.sendto
+
+    def sendto(data: bytes, addr: Any = None) -> None:
+        sent[0] += 1
+        original(data, addr)
+
+    transport.sendto = sendto
+    try:
+        yield sent
+    finally:
+        transport.sendto = original
+
+
+async def _settle() -> None:
+    await asyncio.sleep(0.1)  # handshake leftovers (HANDSHAKE_DONE, tickets) go first
+
+
+async def test_a_datagram_reply_carries_the_ack() -> None:
+    async with TestClient(_app()) as client, client.connect("/echo") as session:
+        await _settle()
+        with _count_sent(client.server) as sent:
+            for i in range(ROUNDS):
+                session.send_datagram(b"%d" % i)
+                assert await asyncio.wait_for(session.receive_datagram(), 5) == b"%d" % i
+        assert sent[0] <= ROUNDS + 1, sent  # not 2 per round trip
+
+
+async def test_a_stream_reply_carries_the_ack() -> None:
+    async with TestClient(_app()) as client, client.connect("/echo") as session:
+        await _settle()
+        with _count_sent(client.server) as sent:
+            for i in range(ROUNDS):
+                stream = await session.open_stream()
+                await stream.write(b"%d" % i)
+                await stream.close()
+                assert await asyncio.wait_for(stream.read(), 5) == b"%d" % i
+        assert sent[0] <= ROUNDS + 1, sent
+
+
+async def test_a_reply_from_a_later_loop_iteration_still_leaves() -> None:
+    async with TestClient(_app()) as client, client.connect("/slow") as session:
+        for i in range(5):
+            session.send_datagram(b"%d" % i)
+            assert await asyncio.wait_for(session.receive_datagram(), 5) == b"%d" % i
