@@ -66,6 +66,7 @@ class WebTransportConnection(QuicConnectionProtocol):
         self._streams: dict[int, _StreamBase] = {}
         self._session_streams: dict[int, set[_StreamBase]] = {}
         self._blocked_writers: set[SendStream] = set()
+        self._outbox: list[SendStream] = []  # streams with data to hand to QUIC
         self._ack_with_reply = False
         self._receiving = False
         # asyncio's queue of ready callbacks, to tell whether a datagram woke anything (an
@@ -88,6 +89,8 @@ class WebTransportConnection(QuicConnectionProtocol):
         """
         ready = self._ready
         before = -1 if ready is None else len(ready)
+        if self._outbox:
+            self._flush()  # written before this datagram arrived: sent before its effects
         self._receiving = True
         try:
             self._quic.receive_datagram(data, addr, now=self._loop.time())  # type: ignore[arg-type]
@@ -250,6 +253,8 @@ class WebTransportConnection(QuicConnectionProtocol):
 
     def close_session(self, session_id: int, code: int, reason: str) -> None:
         """Close a session from our side; its link hears `session_ended` at once."""
+        if self._outbox:
+            self._flush()  # what was written (and ended) before the close still leaves
         self.wt.close_session(session_id, code, reason)
         self._reply_soon()
         self._session_ended(session_id, code, reason, False)
@@ -269,14 +274,23 @@ class WebTransportConnection(QuicConnectionProtocol):
 
     # -- stream I/O (wtframe.streams._StreamIO) ------------------------------------------
 
-    def stream_send(self, stream_id: int, data: bytes, end_stream: bool) -> None:
-        """Queue stream data."""
-        self.wt.send_stream_data(stream_id, data, end_stream)
-        self._reply_soon()
+    def stream_send(self, stream: SendStream, data: bytes, end_stream: bool) -> None:
+        """Queue stream data; it reaches QUIC with the next transmission (see `_flush`)."""
+        outbox = stream._outbox
+        if outbox is None:
+            stream._outbox = [data] if data else []
+            self._outbox.append(stream)
+            self._reply_soon()
+        elif data:
+            outbox.append(data)
+        stream._outbox_size += len(data)
+        if end_stream:
+            stream._outbox_fin = True
 
-    def stream_reset(self, stream_id: int, code: int) -> None:
-        """Reset the sending side of a stream."""
-        self.wt.reset_stream(stream_id, code)
+    def stream_reset(self, stream: SendStream, code: int) -> None:
+        """Reset the sending side of a stream; what it had not sent yet is dropped."""
+        _take_outbox(stream)
+        self.wt.reset_stream(stream.stream_id, code)
         self._reply_soon()
 
     def stream_stop(self, stream_id: int, code: int) -> None:
@@ -327,7 +341,8 @@ class WebTransportConnection(QuicConnectionProtocol):
 
     def _wake_writers(self) -> None:
         for stream in list(self._blocked_writers):
-            if self.wt.stream_buffered(stream.stream_id) <= stream.high_water:
+            buffered = self.wt.stream_buffered(stream.stream_id) + stream._outbox_size
+            if buffered <= stream.high_water:
                 self._blocked_writers.discard(stream)
                 stream._wake_writer()
 
@@ -350,12 +365,26 @@ class WebTransportConnection(QuicConnectionProtocol):
         would leave alone and the ACK a moment later in a packet of its own. Sending the
         ACK with the reply halves the packets of request/response traffic.
         """
+        if self._outbox:
+            self._flush()
         if self._ack_with_reply:
             self._ack_with_reply = False
             space = self._quic._spaces.get(tls.Epoch.ONE_RTT)
             if space is not None and space.ack_at is not None:
                 space.ack_at = min(space.ack_at, self._loop.time())
         super().transmit()
+
+    def _flush(self) -> None:
+        """Hand the data written since the last transmission to QUIC, one call per stream."""
+        streams, self._outbox = self._outbox, []
+        for stream in streams:
+            data, end_stream = _take_outbox(stream)
+            if data is None:
+                continue  # reset meanwhile
+            try:
+                self.wt.send_stream_data(stream.stream_id, data, end_stream)
+            except SessionClosed:
+                pass  # the peer stopped the stream, or the session ended, meanwhile
 
     # -- connection end --------------------------------------------------------------------
 
@@ -381,3 +410,14 @@ _DISPATCH: dict[type[events.Event], Callable[[Any, Any], None]] = {
     events.SettingsReceived: WebTransportConnection._on_settings,
 }
 """What the connection does with each wtframe event (looked up by exact type)."""
+
+
+def _take_outbox(stream: SendStream) -> tuple[bytes | None, bool]:
+    """Empty a stream's outbox; return its bytes (`None` if it held nothing) and FIN."""
+    outbox, end_stream = stream._outbox, stream._outbox_fin
+    if outbox is None:
+        return None, False
+    stream._outbox = None
+    stream._outbox_size = 0
+    stream._outbox_fin = False
+    return (outbox[0] if len(outbox) == 1 else b"".join(outbox)), end_stream

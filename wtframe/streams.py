@@ -40,9 +40,9 @@ WRITE_HIGH_WATER_DEFAULT = 256 * 1024
 class _StreamIO(Protocol):
     """What a stream needs from the connection that carries it."""
 
-    def stream_send(self, stream_id: int, data: bytes, end_stream: bool) -> None: ...
+    def stream_send(self, stream: SendStream, data: bytes, end_stream: bool) -> None: ...
 
-    def stream_reset(self, stream_id: int, code: int) -> None: ...
+    def stream_reset(self, stream: SendStream, code: int) -> None: ...
 
     def stream_stop(self, stream_id: int, code: int) -> None: ...
 
@@ -309,6 +309,12 @@ class SendStream(_StreamBase, MessageWriter):
         self._send_closed = False
         self._send_error: BaseException | None = None
         self._write_waiter: asyncio.Future[None] | None = None
+        # Written bytes the connection has not handed to QUIC yet: it does so once per
+        # transmission, so that a write and the FIN after it (or many small writes) become
+        # one call. Only the connection changes these.
+        self._outbox: list[bytes] | None = None
+        self._outbox_size = 0
+        self._outbox_fin = False
 
     @property
     def is_closing(self) -> bool:
@@ -328,7 +334,7 @@ class SendStream(_StreamBase, MessageWriter):
         """
         self._check_writable()
         if data:
-            self._io.stream_send(self.stream_id, bytes(data), False)
+            self._io.stream_send(self, bytes(data), False)
         await self.drain()
 
     async def drain(self) -> None:
@@ -338,7 +344,7 @@ class SendStream(_StreamBase, MessageWriter):
             StreamStopped: If the peer asked us to stop sending meanwhile.
             SessionClosed: If the session ended meanwhile.
         """
-        while self._io.stream_buffered(self.stream_id) > self.high_water:
+        while self._io.stream_buffered(self.stream_id) + self._outbox_size > self.high_water:
             if self._send_error is not None:
                 raise self._send_error
             waiter = asyncio.get_running_loop().create_future()
@@ -357,7 +363,7 @@ class SendStream(_StreamBase, MessageWriter):
         if self._send_closed:
             return
         self._send_closed = True
-        self._io.stream_send(self.stream_id, b"", True)
+        self._io.stream_send(self, b"", True)
         self._check_done()
 
     def reset(self, code: int = 0) -> None:
@@ -369,7 +375,7 @@ class SendStream(_StreamBase, MessageWriter):
         if self._send_closed:
             return
         self._send_closed = True
-        self._io.stream_reset(self.stream_id, code)
+        self._io.stream_reset(self, code)
         self._fail_writer(StreamClosed("stream was reset"))
         self._check_done()
 
