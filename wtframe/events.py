@@ -2,8 +2,9 @@
 
 [`WebTransportProtocol`][wtframe.protocol.WebTransportProtocol] receives the QUIC and
 HTTP/3 events aioquic raises and turns them into these WebTransport events, each tied to
-its session. They are immutable values, so tests compare them by equality. Do not
-subclass them.
+its session. They are plain values, compared by equality (so tests can write the events
+they expect), and meant to be read, not changed: they are not frozen only because building
+a frozen dataclass costs twice as much, once per packet. Do not subclass them.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class Event:
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class SettingsReceived(Event):
     """The peer's HTTP/3 SETTINGS arrived."""
 
@@ -43,7 +44,7 @@ class SettingsReceived(Event):
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class SessionRequested(Event):
     """A client asked for a WebTransport session (server side). Answer it with accept or reject."""
 
@@ -55,7 +56,7 @@ class SessionRequested(Event):
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class SessionEstablished(Event):
     """The server accepted our session request (client side)."""
 
@@ -67,7 +68,7 @@ class SessionEstablished(Event):
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class SessionRefused(Event):
     """The server refused our session request (client side)."""
 
@@ -82,7 +83,7 @@ class SessionRefused(Event):
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class DatagramReceived(Event):
     """A datagram arrived for a session."""
 
@@ -94,7 +95,7 @@ class DatagramReceived(Event):
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class StreamOpened(Event):
     """The peer opened a WebTransport stream in a session."""
 
@@ -109,7 +110,7 @@ class StreamOpened(Event):
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class StreamDataReceived(Event):
     """Data (and possibly the end) of a WebTransport stream arrived."""
 
@@ -127,7 +128,7 @@ class StreamDataReceived(Event):
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class StreamResetReceived(Event):
     """The peer reset a WebTransport stream: its remaining data will not arrive."""
 
@@ -142,7 +143,7 @@ class StreamResetReceived(Event):
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class StopSendingReceived(Event):
     """The peer asked us to stop sending on a WebTransport stream."""
 
@@ -157,7 +158,7 @@ class StopSendingReceived(Event):
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class DrainRequested(Event):
     """The peer sent DRAIN_WEBTRANSPORT_SESSION: finish up and start no new work."""
 
@@ -166,7 +167,7 @@ class DrainRequested(Event):
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class SessionEnded(Event):
     """A session ended, for whatever reason. Its streams have been reset."""
 
