@@ -12,6 +12,7 @@ from aioquic.quic.events import StopSendingReceived as QuicStopSendingReceived
 from aioquic.quic.events import StreamReset as QuicStreamReset
 
 from tests.support.quic_pair import QuicPair, RawClientPair
+from wtframe._lifecycle import _Session
 from wtframe.capsules import (
     CLOSE_WEBTRANSPORT_SESSION,
     CapsuleParser,
@@ -42,7 +43,6 @@ from wtframe.protocol import (
     SessionState,
     Trigger,
     WebTransportProtocol,
-    _Session,
 )
 
 SESSION_GONE = WTErrorCode.SESSION_GONE

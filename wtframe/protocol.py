@@ -25,16 +25,14 @@ What it adds to aioquic:
 * reliable resets (RESET_STREAM_AT) of the streams it opens, so that their header still
   reaches the peer (`wtframe._quic`).
 
-The session lifecycle is the table `TRANSITIONS` below: every state change goes through it.
+The session lifecycle is the table `TRANSITIONS`: every state change goes through it.
 """
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aioquic.buffer import size_uint_var
-from aioquic.h3.connection import FrameType, H3Connection
 from aioquic.h3.events import DatagramReceived as H3DatagramReceived
 from aioquic.h3.events import (
     DataReceived,
@@ -44,43 +42,24 @@ from aioquic.h3.events import (
 )
 from aioquic.quic import events as quic_events
 from aioquic.quic.connection import QuicConnection, stream_is_unidirectional
-from aioquic.quic.packet_builder import PACKET_NUMBER_SEND_SIZE
 
 from . import events
+from ._h3 import WebTransportH3, header_value
+from ._lifecycle import TRANSITIONS, SessionState, Trigger, _Session
 from ._quic import ReliableStreamReset, upgrade
+from ._session_flow import SessionFlow
 from .capsules import (
     CLOSE_WEBTRANSPORT_SESSION,
     DRAIN_WEBTRANSPORT_SESSION,
     MAX_CAPSULE_SIZE_DEFAULT,
     CapsuleParser,
     decode_close,
-    encode_close,
     encode_drain,
 )
 from .codes import CloseCode, WTErrorCode, from_http3_error, to_http3_error
-from .dialects import (
-    Dialect,
-    dialect_of_request,
-    flow_control_offered,
-    local_settings,
-    peer_limits,
-)
+from .dialects import Dialect, dialect_of_request, local_settings
 from .exceptions import CapsuleError, DatagramTooLarge, SessionClosed
-from .flowcontrol import (
-    FLOW_CONTROL_CAPSULES,
-    WT_DATA_BLOCKED,
-    WT_MAX_DATA,
-    WT_MAX_STREAMS_BIDI,
-    WT_MAX_STREAMS_UNI,
-    WT_STREAMS_BLOCKED_BIDI,
-    WT_STREAMS_BLOCKED_UNI,
-    FlowControlError,
-    FlowLimits,
-    ReceiveWindow,
-    SendCredit,
-    decode_value,
-    encode_value,
-)
+from .flowcontrol import FLOW_CONTROL_CAPSULES, FlowControlError, FlowLimits
 
 __all__ = [
     "SETTING_MAX_SESSIONS",
@@ -102,81 +81,6 @@ _CAPSULE_TYPES = frozenset({CLOSE_WEBTRANSPORT_SESSION, DRAIN_WEBTRANSPORT_SESSI
 )
 _BIDI_SIGNAL, _UNI_TYPE = 0x41, 0x54  # the first bytes of WebTransport streams
 _H3_MESSAGE_ERROR = 0x10E
-_H3_NO_ERROR = 0x100
-_H3_REQUEST_CANCELLED = 0x10C
-_AEAD_TAG_SIZE = 16  # every QUIC v1 cipher suite
-# The largest value a QUIC variable-length integer of each size holds.
-_VARINT_LIMITS = ((1, 0x3F), (2, 0x3FFF), (4, 0x3FFFFFFF), (8, 0x3FFFFFFFFFFFFFFF))
-
-
-class SessionState(enum.Enum):
-    """Where a session is in its life."""
-
-    REQUESTED = "requested"
-    """CONNECT sent (client) or received (server), not answered yet."""
-
-    OPEN = "open"
-    """Accepted: datagrams and streams flow."""
-
-    CLOSED = "closed"
-    """Ended; the session's state is released."""
-
-
-class Trigger(enum.Enum):
-    """What can happen to a session."""
-
-    ACCEPT = "accept"
-    REJECT = "reject"
-    PEER_ACCEPTED = "peer accepted"
-    PEER_REFUSED = "peer refused"
-    CLOSE_CAPSULE = "close capsule received"
-    FIN = "CONNECT stream ended"
-    RESET = "CONNECT stream reset"
-    LOCAL_CLOSE = "closed locally"
-    PROTOCOL_ERROR = "protocol error"
-    CONNECTION_LOST = "connection lost"
-
-
-_R, _O, _C = SessionState.REQUESTED, SessionState.OPEN, SessionState.CLOSED
-
-TRANSITIONS: dict[tuple[SessionState, Trigger], SessionState] = {
-    (_R, Trigger.ACCEPT): _O,
-    (_R, Trigger.REJECT): _C,
-    (_R, Trigger.PEER_ACCEPTED): _O,
-    (_R, Trigger.PEER_REFUSED): _C,
-    (_R, Trigger.CLOSE_CAPSULE): _C,
-    (_R, Trigger.FIN): _C,
-    (_R, Trigger.RESET): _C,
-    (_R, Trigger.LOCAL_CLOSE): _C,
-    (_R, Trigger.PROTOCOL_ERROR): _C,
-    (_R, Trigger.CONNECTION_LOST): _C,
-    (_O, Trigger.CLOSE_CAPSULE): _C,
-    (_O, Trigger.FIN): _C,
-    (_O, Trigger.RESET): _C,
-    (_O, Trigger.LOCAL_CLOSE): _C,
-    (_O, Trigger.PROTOCOL_ERROR): _C,
-    (_O, Trigger.CONNECTION_LOST): _C,
-}
-"""Every legal session transition. Anything else is a bug in the caller or in wtframe."""
-
-
-@dataclass(slots=True)
-class _Flow:
-    """The flow-control state of a session that negotiated it."""
-
-    send: SendCredit
-    receive: ReceiveWindow
-    held: dict[int, None] = field(default_factory=dict)  # streams waiting for data credit
-
-
-@dataclass(slots=True)
-class _Session:
-    session_id: int
-    state: SessionState
-    parser: CapsuleParser
-    dialect: Dialect = Dialect.DRAFT02
-    flow: _Flow | None = None
-    streams: set[int] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -189,33 +93,7 @@ class _Stream:
     local: bool = False  # we opened it
     header: int = 0  # size of the WebTransport header that starts the opener's direction
     received: int = 0  # bytes of the peer's that arrived, header excluded
-    held: bytearray | None = None  # bytes waiting for the peer's data credit
-    held_fin: bool = False  # FIN waits behind `held`
-
-
-class _H3Connection(H3Connection):
-    """aioquic's HTTP/3 connection, advertising the max-sessions and draft-15 settings too."""
-
-    def __init__(
-        self, quic: QuicConnection, max_sessions: int, flow_limits: FlowLimits | None = None
-    ) -> None:
-        self._wt_max_sessions = max_sessions
-        self._wt_flow_limits = flow_limits or FlowLimits()
-        super().__init__(quic, enable_webtransport=True)
-
-    def _get_local_settings(self) -> dict[int, int]:
-        settings = super()._get_local_settings()
-        settings[SETTING_MAX_SESSIONS] = self._wt_max_sessions
-        settings[SETTING_MAX_SESSIONS_DRAFT] = self._wt_max_sessions
-        settings.update(local_settings(self._wt_flow_limits))
-        return settings
-
-
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    for key, value in headers:
-        if key == name:
-            return value
-    return None
+    held: bool = False  # bytes (and maybe the FIN) wait for the peer's data credit
 
 
 class WebTransportProtocol:
@@ -243,15 +121,22 @@ class WebTransportProtocol:
     ) -> None:
         self.quic = upgrade(quic)
         self.flow_limits = flow_limits or FlowLimits()
-        self.h3 = _H3Connection(quic, max_sessions, self.flow_limits)
+        self.h3 = WebTransportH3(
+            quic,
+            {
+                SETTING_MAX_SESSIONS: max_sessions,
+                SETTING_MAX_SESSIONS_DRAFT: max_sessions,
+                **local_settings(self.flow_limits),
+            },
+        )
         self.is_client = quic.configuration.is_client
         self.max_sessions = max_sessions
         self.max_capsule_size = max_capsule_size
         self._sessions: dict[int, _Session] = {}
         self._streams: dict[int, _Stream] = {}
         self._settings_reported = False
-        # stream id -> [session id, bytes handed to the application and not consumed yet]
-        self._unread: dict[int, list[int]] = {}
+        # stream id -> the session whose flow control counts its unread bytes (SessionFlow.unread)
+        self._unread: dict[int, _Session] = {}
         self._reliable_resets: set[int] = set()  # of the last handle_event() call
 
     # -- queries -----------------------------------------------------------------------
@@ -308,12 +193,11 @@ class WebTransportProtocol:
         session = self._sessions.get(session_id)
         if session is None or session.flow is None:
             return True
-        if session.flow.send.can_open(unidirectional):
+        if session.flow.can_open(unidirectional):
             return True
-        limit = session.flow.send.streams_blocked(unidirectional)
-        if limit is not None:
-            kind = WT_STREAMS_BLOCKED_UNI if unidirectional else WT_STREAMS_BLOCKED_BIDI
-            self._send_capsule(session, encode_value(kind, limit))
+        capsule = session.flow.streams_blocked(unidirectional)
+        if capsule is not None:
+            self._send_capsule(session, capsule)
         return False
 
     def reset_was_reliable(self, stream_id: int) -> bool:
@@ -354,16 +238,9 @@ class WebTransportProtocol:
         Returns:
             The size in bytes; 0 if the peer accepts no datagrams.
         """
-        remote = self.quic._remote_max_datagram_frame_size
-        if not remote:
-            return 0
-        header = 1 + len(self.quic._peer_cid.cid) + PACKET_NUMBER_SEND_SIZE
-        frame = min(self.quic._max_datagram_size - header - _AEAD_TAG_SIZE, remote)
-        # A DATAGRAM frame is a type byte, the payload length as a varint, the payload.
-        payload = max(min(frame - 1 - size, limit) for size, limit in _VARINT_LIMITS)
         if session_id is None:
             session_id = max(self._sessions, default=0)
-        return max(0, payload - size_uint_var(session_id // 4))
+        return self.h3.max_datagram_payload(session_id)
 
     def stream_buffered(self, stream_id: int) -> int:
         """Return the bytes of a stream that are queued or sent but not yet acknowledged.
@@ -375,7 +252,11 @@ class WebTransportProtocol:
             The number of bytes aioquic still holds for the stream; 0 once it is released.
         """
         held = self._streams.get(stream_id)
-        waiting = len(held.held) if held is not None and held.held is not None else 0
+        waiting = 0
+        if held is not None and held.held:
+            flow = self._sessions[held.session_id].flow  # a held stream's session is held
+            assert flow is not None
+            waiting = flow.held_size(stream_id)
         stream = self.quic._streams.get(stream_id)
         if stream is None:
             return waiting
@@ -471,7 +352,7 @@ class WebTransportProtocol:
             session = self._sessions.get(stream_id)
             if session is None or session.state is not SessionState.REQUESTED:
                 return
-            status = int(_header(headers, b":status") or b"0")
+            status = int(header_value(headers, b":status") or b"0")
             if 100 <= status < 200:
                 return  # an interim response: the final one follows
             if 200 <= status < 300 and not event.stream_ended:
@@ -488,7 +369,7 @@ class WebTransportProtocol:
             return  # trailers on a CONNECT stream mean nothing to WebTransport
         status = self._check_request(headers, event.stream_ended)
         if status:
-            self._respond(stream_id, status, end_stream=True)
+            self.h3.respond(stream_id, status, end_stream=True)
             return
         session = _Session(
             session_id=stream_id,
@@ -501,7 +382,7 @@ class WebTransportProtocol:
         out.append(events.SessionRequested(session_id=stream_id, headers=headers))
 
     def _check_request(self, headers: list[tuple[bytes, bytes]], ended: bool) -> int:
-        method = _header(headers, b":method")
+        method = header_value(headers, b":method")
         if method != b"CONNECT":
             return 405
         if dialect_of_request(headers) is None or ended:
@@ -534,10 +415,10 @@ class WebTransportProtocol:
             return
         except CapsuleError as exc:
             if session.state is SessionState.OPEN:
-                self._send_close(session.session_id, CloseCode.PROTOCOL_ERROR, str(exc))
+                self.h3.send_close(session.session_id, CloseCode.PROTOCOL_ERROR, str(exc))
             else:
                 # Only a server sees data on a requested session: answer the request.
-                self._respond(session.session_id, 400, end_stream=True)
+                self.h3.respond(session.session_id, 400, end_stream=True)
             self.quic.stop_stream(session.session_id, _H3_MESSAGE_ERROR)
             self._end(
                 session.session_id,
@@ -563,7 +444,7 @@ class WebTransportProtocol:
                 return
             if session.flow is not None:
                 try:
-                    session.flow.receive.on_stream_opened(unidirectional)
+                    session.flow.on_stream_opened(unidirectional)
                 except FlowControlError as exc:
                     self._flow_failed(session, exc, out)
                     self._refuse_stream(stream_id, unidirectional, event.stream_ended)
@@ -689,7 +570,7 @@ class WebTransportProtocol:
 
     def _stop_sending(self, stream_id: int, error_code: int, out: list[events.Event]) -> None:
         stream = self._streams.get(stream_id)
-        if stream is None or not (stream.can_send or stream.held_fin):
+        if stream is None or not (stream.can_send or stream.held):
             return
         # aioquic has already reset the sending side. An orphan cannot get here: its
         # sending side was reset when its session went.
@@ -757,7 +638,8 @@ class WebTransportProtocol:
         self.h3.send_headers(session_id, response + list(headers or []))
         self._move(session, Trigger.ACCEPT)
         if session.flow is not None:
-            self._send_grants(session)  # credit granted while the request waited
+            for capsule in session.flow.grants():  # credit granted while the request waited
+                self._send_capsule(session, capsule)
 
     def reject(
         self,
@@ -773,7 +655,7 @@ class WebTransportProtocol:
             headers: Extra response headers.
         """
         session = self._require(session_id, SessionState.REQUESTED)
-        self._respond(session_id, status, end_stream=True, headers=headers)
+        self.h3.respond(session_id, status, end_stream=True, headers=headers)
         self._move(session, Trigger.REJECT)
         self._release(session)
 
@@ -791,11 +673,11 @@ class WebTransportProtocol:
         if session is None:
             return
         if session.state is SessionState.OPEN:
-            self._send_close(session_id, code, reason)
+            self.h3.send_close(session_id, code, reason)
         elif not self.is_client:
-            self._respond(session_id, 503, end_stream=True)
+            self.h3.respond(session_id, 503, end_stream=True)
         else:
-            self._reset_request(session_id)
+            self.h3.reset_request(session_id)
         self._move(session, Trigger.LOCAL_CLOSE)
         self._release(session)
 
@@ -847,14 +729,10 @@ class WebTransportProtocol:
         """
         session = self._require(session_id, SessionState.OPEN)
         if session.flow is not None:
-            session.flow.send.open(unidirectional)
+            session.flow.open_stream(unidirectional)
         stream_id = self.h3.create_webtransport_stream(session_id, unidirectional)
         if not unidirectional:
-            # aioquic does not mark locally opened bidirectional streams as WebTransport
-            # streams, so the peer's replies would be parsed as HTTP/3 frames.
-            with self.h3._get_or_create_stream(stream_id) as h3_stream:
-                h3_stream.frame_type = FrameType.WEBTRANSPORT_STREAM
-                h3_stream.session_id = session_id
+            self.h3.register_stream(stream_id, session_id)
         signal = _UNI_TYPE if unidirectional else _BIDI_SIGNAL
         self._streams[stream_id] = _Stream(
             session_id=session_id,
@@ -900,7 +778,7 @@ class WebTransportProtocol:
             code: The 32-bit WebTransport application error code.
         """
         stream = self._streams.get(stream_id)
-        if stream is None or not (stream.can_send or stream.held_fin):
+        if stream is None or not (stream.can_send or stream.held):
             return
         self._reset_sending(stream_id, stream, to_http3_error(code))
         stream.can_send = False
@@ -930,55 +808,7 @@ class WebTransportProtocol:
             raise SessionClosed()
         return session
 
-    def _move(self, session: _Session, trigger: Trigger) -> None:
-        new = TRANSITIONS.get((session.state, trigger))
-        if new is None:
-            raise RuntimeError(f"no transition from {session.state} on {trigger}")
-        session.state = new
-
-    def _respond(
-        self,
-        stream_id: int,
-        status: int,
-        *,
-        end_stream: bool,
-        headers: list[tuple[bytes, bytes]] | None = None,
-    ) -> None:
-        self.h3.send_headers(
-            stream_id, [(b":status", str(status).encode()), *(headers or [])], end_stream
-        )
-        if end_stream and not self.is_client:
-            self._stop_request(stream_id)
-
-    def _reset_request(self, stream_id: int) -> None:
-        """Abandon our side of a CONNECT stream with H3_REQUEST_CANCELLED.
-
-        aioquic's HTTP/3 layer does not see resets sent through QUIC, so its stream state
-        is marked (and released once both sides are done) here.
-        """
-        h3_stream = self.h3._stream.get(stream_id)
-        if h3_stream is None or h3_stream.sending_ended:
-            return
-        self.quic.reset_stream(stream_id, _H3_REQUEST_CANCELLED)
-        h3_stream.sending_ended = True
-        if h3_stream.is_ended():
-            del self.h3._stream[stream_id]
-
-    def _stop_request(self, stream_id: int) -> None:
-        """Ask the peer to end a request stream whose answer is complete (RFC 9114 4.1.1).
-
-        Without it, a peer that never ends its side would keep aioquic's state for the
-        stream until the connection closes.
-        """
-        h3_stream = self.h3._stream.get(stream_id)
-        if h3_stream is not None and not h3_stream.receiving_ended:
-            self.quic.stop_stream(stream_id, _H3_NO_ERROR)
-
-    def _send_close(self, session_id: int, code: int, reason: str) -> None:
-        h3_stream = self.h3._stream.get(session_id)
-        if h3_stream is None or h3_stream.sending_ended:
-            return  # our side of the CONNECT stream is finished (aioquic forgets it when both are)
-        self.h3.send_data(session_id, encode_close(code, reason), end_stream=True)
+    _move = staticmethod(_Session.move)
 
     def _end(
         self,
@@ -992,13 +822,13 @@ class WebTransportProtocol:
         session = self._sessions[session_id]
         was_open = session.state is SessionState.OPEN
         if trigger is Trigger.RESET:
-            self._reset_request(session_id)  # the peer abandoned the stream: so do we
+            self.h3.reset_request(session_id)  # the peer abandoned the stream: so do we
         if trigger in (Trigger.CLOSE_CAPSULE, Trigger.FIN) and was_open:
-            self._send_close(session_id, code, "")  # answer with FIN (and echo the code)
+            self.h3.send_close(session_id, code, "")  # answer with FIN (and echo the code)
             if trigger is Trigger.CLOSE_CAPSULE and not self.is_client:
-                self._stop_request(session_id)  # data after the close capsule means nothing
+                self.h3.stop_request(session_id)  # data after the close capsule means nothing
         if trigger in (Trigger.CLOSE_CAPSULE, Trigger.FIN) and not was_open and not self.is_client:
-            self._respond(session_id, 400, end_stream=True)  # the request was withdrawn
+            self.h3.respond(session_id, 400, end_stream=True)  # the request was withdrawn
         self._move(session, trigger)
         self._release(session)
         out.append(
@@ -1008,13 +838,13 @@ class WebTransportProtocol:
     def _release(self, session: _Session) -> None:
         """Forget a closed session and abandon its streams."""
         del self._sessions[session.session_id]
-        if session.flow is not None and self._unread:
-            for stream_id in [k for k, v in self._unread.items() if v[0] == session.session_id]:
+        if session.flow is not None and session.flow.unread:
+            for stream_id in session.flow.unread:
                 del self._unread[stream_id]
         gone = WTErrorCode.SESSION_GONE
         for stream_id in session.streams:
             stream = self._streams[stream_id]  # a session's streams are all held
-            if stream.can_send or stream.held_fin:
+            if stream.can_send or stream.held:
                 self._reset_sending(stream_id, stream, gone)
                 stream.can_send = False
             if stream.can_receive and not (stream.orphan or stream.stopped):
@@ -1023,7 +853,7 @@ class WebTransportProtocol:
             self._maybe_release_stream(stream_id, stream)
 
     def _maybe_release_stream(self, stream_id: int, stream: _Stream) -> None:
-        if stream.can_send or stream.can_receive or stream.held_fin:
+        if stream.can_send or stream.can_receive or stream.held:
             return
         del self._streams[stream_id]
         session = self._sessions.get(stream.session_id)
@@ -1031,11 +861,9 @@ class WebTransportProtocol:
             session.streams.discard(stream_id)
             if session.flow is not None and not stream.local:
                 # a stream of the peer's is finished: it may open another
-                unidirectional = stream_is_unidirectional(stream_id)
-                grant = session.flow.receive.on_stream_closed(unidirectional)
-                if grant is not None:
-                    kind = WT_MAX_STREAMS_UNI if unidirectional else WT_MAX_STREAMS_BIDI
-                    self._send_capsule(session, encode_value(kind, grant))
+                capsule = session.flow.on_stream_closed(stream_is_unidirectional(stream_id))
+                if capsule is not None:
+                    self._send_capsule(session, capsule)
         # aioquic keeps HTTP/3 state for WebTransport streams forever: drop it.
         self.h3._stream.pop(stream_id, None)
 
@@ -1064,102 +892,39 @@ class WebTransportProtocol:
         Returns:
             Whether a capsule was queued (the caller should transmit).
         """
-        entry = self._unread.get(stream_id)
-        if entry is None:
+        session = self._unread.get(stream_id)
+        if session is None:
             return False
-        session_id, outstanding = entry
-        size = min(size, outstanding)
-        if size == outstanding:
+        flow = session.flow
+        assert flow is not None
+        capsule = flow.on_read(stream_id, size)
+        if stream_id not in flow.unread:
             del self._unread[stream_id]
-        else:
-            entry[1] = outstanding - size
-        session = self._sessions.get(session_id)
-        if session is None or session.flow is None or not size:
-            return False
-        return self._consume(session, size)
+        return capsule is not None and self._send_capsule(session, capsule)
 
     def _start_flow(self, session: _Session) -> None:
         """Turn flow control on for a session, once both the dialect and the peer allow it."""
-        settings = self.h3.received_settings
-        if (
-            session.flow is not None
-            or not session.dialect.has_flow_control
-            or settings is None
-            or not flow_control_offered(settings)
-        ):
-            return
-        peer = peer_limits(settings)
-        session.flow = _Flow(
-            send=SendCredit(
-                max_data=peer.max_data,
-                max_streams_bidi=peer.max_streams_bidi,
-                max_streams_uni=peer.max_streams_uni,
-            ),
-            receive=ReceiveWindow(self.flow_limits),
-        )
+        if session.flow is None:
+            session.flow = SessionFlow.negotiate(
+                session.dialect, self.h3.received_settings, self.flow_limits
+            )
 
     def _send_capsule(self, session: _Session, capsule: bytes) -> bool:
         """Queue a capsule on a session's CONNECT stream, if it can carry one now."""
         if session.state is SessionState.REQUESTED and not self.is_client:
             return False  # the answer's HEADERS must come first; accept() catches up
-        h3_stream = self.h3._stream.get(session.session_id)
-        if h3_stream is None or h3_stream.sending_ended:
-            return False
-        self.h3.send_data(session.session_id, capsule, end_stream=False)
-        return True
-
-    def _send_grants(self, session: _Session) -> None:
-        """Send the limits that grew beyond the initial ones before they could be sent."""
-        assert session.flow is not None
-        receive = session.flow.receive
-        if receive.max_data != self.flow_limits.max_data:
-            self._send_capsule(session, encode_value(WT_MAX_DATA, receive.max_data))
-        for unidirectional, kind, initial in (
-            (False, WT_MAX_STREAMS_BIDI, self.flow_limits.max_streams_bidi),
-            (True, WT_MAX_STREAMS_UNI, self.flow_limits.max_streams_uni),
-        ):
-            if receive.max_streams[unidirectional] != initial:
-                self._send_capsule(
-                    session, encode_value(kind, receive.max_streams[unidirectional])
-                )
-
-    def _consume(self, session: _Session, size: int) -> bool:
-        assert session.flow is not None
-        grant = session.flow.receive.on_consumed(size)
-        if grant is None:
-            return False
-        return self._send_capsule(session, encode_value(WT_MAX_DATA, grant))
+        return self.h3.send_capsule(session.session_id, capsule)
 
     def _flow_capsule(self, session: _Session, capsule_type: int, data: bytes) -> None:
         """Act on a flow-control capsule from the peer."""
         flow = session.flow
         if flow is None:
             return  # flow control is off for this session: the capsule means nothing
-        if capsule_type not in (
-            WT_MAX_DATA,
-            WT_MAX_STREAMS_BIDI,
-            WT_MAX_STREAMS_UNI,
-            WT_DATA_BLOCKED,
-            WT_STREAMS_BLOCKED_BIDI,
-            WT_STREAMS_BLOCKED_UNI,
-        ):
-            raise CapsuleError(f"capsule 0x{capsule_type:x} is not allowed over HTTP/3")
-        value = decode_value(data)
-        if capsule_type == WT_MAX_DATA:
-            if flow.send.update_max_data(value):
-                self._flush_held(session, flow)
-        elif capsule_type in (WT_MAX_STREAMS_BIDI, WT_MAX_STREAMS_UNI):
-            flow.send.update_max_streams(capsule_type == WT_MAX_STREAMS_UNI, value)
-        elif capsule_type == WT_DATA_BLOCKED:
-            grant = flow.receive.on_data_blocked()
-            if grant is not None:
-                self._send_capsule(session, encode_value(WT_MAX_DATA, grant))
-        else:
-            unidirectional = capsule_type == WT_STREAMS_BLOCKED_UNI
-            grant = flow.receive.on_streams_blocked(unidirectional)
-            if grant is not None:
-                kind = WT_MAX_STREAMS_UNI if unidirectional else WT_MAX_STREAMS_BIDI
-                self._send_capsule(session, encode_value(kind, grant))
+        reply = flow.on_capsule(capsule_type, data)
+        if reply is not None:
+            self._send_capsule(session, reply)
+        if flow.can_flush:
+            self._flush_held(session, flow)
 
     def _flow_failed(
         self, session: _Session, exc: FlowControlError, out: list[events.Event]
@@ -1179,20 +944,20 @@ class WebTransportProtocol:
         out: list[events.Event],
     ) -> bool:
         """Account for stream data from the peer; `False` if it broke the session's limit."""
-        assert session.flow is not None
+        flow = session.flow
+        assert flow is not None
+        capsule = None
         try:
-            session.flow.receive.on_data(size)
+            if stream.stopped:
+                capsule = flow.on_dropped(size)  # dropped unread
+            else:
+                flow.on_data(stream_id, size)
+                self._unread[stream_id] = session
         except FlowControlError as exc:
             self._flow_failed(session, exc, out)
             return False
-        if stream.stopped:
-            self._consume(session, size)  # dropped unread
-        else:
-            entry = self._unread.get(stream_id)
-            if entry is None:
-                self._unread[stream_id] = [session.session_id, size]
-            else:
-                entry[1] += size
+        if capsule is not None:
+            self._send_capsule(session, capsule)
         return True
 
     def _flow_final_size(
@@ -1209,65 +974,47 @@ class WebTransportProtocol:
         stream.received += unseen
         assert session.flow is not None
         try:
-            session.flow.receive.on_data(unseen)
+            capsule = session.flow.on_dropped(unseen)  # never to be read
         except FlowControlError as exc:
             self._flow_failed(session, exc, out)
             return False
-        self._consume(session, unseen)  # never to be read
+        if capsule is not None:
+            self._send_capsule(session, capsule)
         return True
 
     def _send_limited(
-        self, stream_id: int, stream: _Stream, flow: _Flow, data: bytes, end_stream: bool
+        self, stream_id: int, stream: _Stream, flow: SessionFlow, data: bytes, end_stream: bool
     ) -> None:
-        """Send what the peer's data limit allows; hold the rest, in order."""
-        if stream.held is not None:
-            stream.held += data
-        else:
-            allowed = flow.send.take(len(data))
-            if allowed == len(data):
-                self.quic.send_stream_data(stream_id, data, end_stream)
-                return
-            if allowed:
-                self.quic.send_stream_data(stream_id, data[:allowed])
-            stream.held = bytearray(data[allowed:])
-            flow.held[stream_id] = None
-        if end_stream:
-            stream.held_fin = True
-        self._report_data_blocked(stream.session_id, flow)
+        """Send what the peer's data limit allows; the session's flow control holds the rest."""
+        chunk, complete = flow.admit(stream_id, data, end_stream)
+        if complete:
+            self.quic.send_stream_data(stream_id, chunk, end_stream)
+            return
+        if chunk:
+            self.quic.send_stream_data(stream_id, chunk)
+        stream.held = True
+        self._report_data_blocked(self._sessions[stream.session_id], flow)
 
-    def _flush_held(self, session: _Session, flow: _Flow) -> None:
+    def _flush_held(self, session: _Session, flow: SessionFlow) -> None:
         """Send held bytes, oldest stream first, as far as the new credit goes."""
-        for stream_id in list(flow.held):
-            stream = self._streams.get(stream_id)
-            if stream is None or stream.held is None:
-                del flow.held[stream_id]
-                continue
-            allowed = flow.send.take(len(stream.held))
-            if not allowed:
-                break
-            chunk = bytes(stream.held[:allowed])
-            del stream.held[:allowed]
-            if stream.held:
-                self.quic.send_stream_data(stream_id, chunk)
-                break
-            self.quic.send_stream_data(stream_id, chunk, stream.held_fin)
-            stream.held = None
-            stream.held_fin = False
-            del flow.held[stream_id]
-            self._maybe_release_stream(stream_id, stream)
+        for stream_id, chunk, end_stream, done in flow.flush():
+            self.quic.send_stream_data(stream_id, chunk, end_stream)
+            if done:
+                stream = self._streams[stream_id]  # a held stream is never released
+                stream.held = False
+                self._maybe_release_stream(stream_id, stream)
         if flow.held:
-            self._report_data_blocked(session.session_id, flow)
+            self._report_data_blocked(session, flow)
 
-    def _report_data_blocked(self, session_id: int, flow: _Flow) -> None:
-        limit = flow.send.data_blocked()
-        if limit is not None:
-            self._send_capsule(self._sessions[session_id], encode_value(WT_DATA_BLOCKED, limit))
+    def _report_data_blocked(self, session: _Session, flow: SessionFlow) -> None:
+        capsule = flow.data_blocked()
+        if capsule is not None:
+            self._send_capsule(session, capsule)
 
     def _drop_held(self, stream_id: int, stream: _Stream) -> None:
-        if stream.held is None and not stream.held_fin:
+        if not stream.held:
             return
-        stream.held = None
-        stream.held_fin = False
+        stream.held = False
         session = self._sessions.get(stream.session_id)
         if session is not None and session.flow is not None:
-            session.flow.held.pop(stream_id, None)
+            session.flow.drop_held(stream_id)
