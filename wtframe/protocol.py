@@ -79,7 +79,9 @@ SETTING_MAX_SESSIONS_DRAFT = 0x14E9CD29
 _CAPSULE_TYPES = frozenset({CLOSE_WEBTRANSPORT_SESSION, DRAIN_WEBTRANSPORT_SESSION}) | (
     FLOW_CONTROL_CAPSULES
 )
-_BIDI_SIGNAL, _UNI_TYPE = 0x41, 0x54  # the first bytes of WebTransport streams
+# WebTransport streams start with 0x41 (bidirectional) or 0x54 (unidirectional), then the
+# session id. As varints both signals take two bytes.
+_HEADER_SIGNAL_SIZE = 2
 _H3_MESSAGE_ERROR = 0x10E
 
 
@@ -437,7 +439,7 @@ class WebTransportProtocol:
         stream = self._streams.get(stream_id)
         if stream is None:
             session = self._sessions.get(event.session_id)
-            unidirectional = stream_is_unidirectional(stream_id)
+            unidirectional = bool(stream_id & 2)
             if session is None:
                 # A stream for a session that does not exist (any more).
                 self._refuse_stream(stream_id, unidirectional, event.stream_ended)
@@ -449,12 +451,11 @@ class WebTransportProtocol:
                     self._flow_failed(session, exc, out)
                     self._refuse_stream(stream_id, unidirectional, event.stream_ended)
                     return
-            signal = _UNI_TYPE if unidirectional else _BIDI_SIGNAL
             stream = _Stream(
-                session_id=event.session_id,
-                can_send=not unidirectional,
-                can_receive=True,
-                header=size_uint_var(signal) + size_uint_var(event.session_id),
+                event.session_id,
+                not unidirectional,  # can_send
+                True,  # can_receive
+                header=_HEADER_SIGNAL_SIZE + size_uint_var(event.session_id),
             )
             self._streams[stream_id] = stream
             session.streams.add(stream_id)
@@ -466,7 +467,9 @@ class WebTransportProtocol:
                 )
             )
             if not unidirectional:
-                self._stopped_before_known(stream_id, stream, out)
+                quic_stream = self.quic._streams.get(stream_id)
+                if quic_stream is None or quic_stream.sender._reset_error_code is not None:
+                    self._stopped_before_known(stream_id, stream, out)
         data, ended = event.data, event.stream_ended
         if ended:
             stream.can_receive = False
@@ -733,13 +736,12 @@ class WebTransportProtocol:
         stream_id = self.h3.create_webtransport_stream(session_id, unidirectional)
         if not unidirectional:
             self.h3.register_stream(stream_id, session_id)
-        signal = _UNI_TYPE if unidirectional else _BIDI_SIGNAL
         self._streams[stream_id] = _Stream(
             session_id=session_id,
             can_send=True,
             can_receive=not unidirectional,
             local=True,
-            header=size_uint_var(signal) + size_uint_var(session_id),
+            header=_HEADER_SIGNAL_SIZE + size_uint_var(session_id),
         )
         session.streams.add(stream_id)
         return stream_id
