@@ -26,16 +26,51 @@ async def test_a_hook_runs_inside_a_task() -> None:
     assert seen and seen[0] is not None
 
 
-async def test_a_hook_that_finishes_at_once_leaves_no_task_on_312() -> None:
-    async def hook() -> None:
-        pass
+async def test_a_hook_that_finishes_at_once_leaves_no_task() -> None:
+    ran: list[str] = []
 
-    task = _eager.start(asyncio.get_running_loop(), hook())
-    if sys.version_info >= (3, 12):
-        assert task is None
-    else:
-        assert task is not None
+    async def hook() -> None:
+        ran.append("done")
+
+    loop = asyncio.get_running_loop()
+    results: list[object] = []
+    loop.call_soon(lambda: results.append(_eager.start(loop, hook())))  # as a packet arrives
+    await asyncio.sleep(0)
+    assert results == [None]
+    assert ran == ["done"]
+
+
+async def test_a_hook_that_waits_runs_its_first_step_at_once_in_its_task() -> None:
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[int] = loop.create_future()
+    seen: list[object] = []
+
+    async def hook() -> None:
+        seen.append(asyncio.current_task())
+        seen.append(await fut)
+
+    def from_a_callback() -> None:  # as a packet arrives: no task is running
+        seen.append(_eager.start(loop, hook()))
+
+    loop.call_soon(from_a_callback)
+    await asyncio.sleep(0)
+    task = seen[1]
+    assert isinstance(task, asyncio.Task) and seen[0] is task  # the first step ran in it
+    fut.set_result(42)
+    await task
+    assert seen[2] == 42
+
+
+async def test_a_hook_started_inside_a_task_still_runs() -> None:
+    seen: list[object] = []
+
+    async def hook() -> None:
+        seen.append(asyncio.current_task())
+
+    task = _eager.start(asyncio.get_running_loop(), hook())  # from this test's task
+    if task is not None:
         await task
+    assert seen and seen[0] is not None and seen[0] is not asyncio.current_task()
 
 
 async def test_cancelling_the_task_cancels_the_coroutine() -> None:

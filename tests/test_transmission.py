@@ -89,3 +89,24 @@ async def test_a_reply_from_a_later_loop_iteration_still_leaves() -> None:
         for i in range(5):
             session.send_datagram(b"%d" % i)
             assert await asyncio.wait_for(session.receive_datagram(), 5) == b"%d" % i
+
+
+async def test_what_a_session_sends_on_accept_follows_the_answer() -> None:
+    """A datagram sent right after accept() must not overtake the 200 (it would be dropped)."""
+    app = App()
+
+    @app.session("/greet")
+    class Greeter(Session):
+        async def on_connect(self) -> None:
+            await self.accept()
+            self.send_datagram(b"hello")
+            stream = await self.open_uni_stream()
+            await stream.write(b"welcome")
+            await stream.close()
+
+    async with TestClient(app) as client:
+        for _ in range(5):
+            async with client.connect("/greet") as session:
+                assert await asyncio.wait_for(session.receive_datagram(), 5) == b"hello"
+                stream = await asyncio.wait_for(session.accept_stream(), 5)
+                assert await asyncio.wait_for(stream.read(), 5) == b"welcome"

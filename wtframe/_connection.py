@@ -218,9 +218,17 @@ class WebTransportConnection(QuicConnectionProtocol):
     def accept_session(
         self, session_id: int, headers: list[tuple[bytes, bytes]] | None = None
     ) -> None:
-        """Accept a requested session."""
+        """Accept a requested session; the answer leaves at once.
+
+        Anything the session sends must not reach the peer before the answer: aioquic puts
+        DATAGRAM frames ahead of stream frames in a packet, and a peer drops datagrams for
+        a session it does not know to be open yet.
+        """
         self.wt.accept(session_id, headers)
-        self._reply_soon()
+        if self._outbox:
+            self._flush()
+        self._ack_with_reply = True
+        self.transmit()
 
     def reject_session(
         self, session_id: int, status: int, headers: list[tuple[bytes, bytes]] | None = None

@@ -5,11 +5,14 @@ Most hooks finish without waiting (an echo, a counter, a reply that fits the sen
 * On Python 3.12 and later a hook starts as an eager task (`eager_start`): its first step
   runs at once, inside the packet callback, and the task object is dropped if it finished
   there. Its replies leave in the same packet as the ACK.
-* On 3.10 and 3.11 a hook starts as an ordinary task. Its first step runs later in the same
-  loop iteration, still before the transmission that follows the packet, so its replies
-  leave with the ACK as well. A hook is never run outside a task there: code such as
-  `asyncio.timeout()` needs `asyncio.current_task()`, and a context variable set by one
-  hook must not leak into the next.
+* On 3.10 and 3.11 a hook starts as an ordinary task, whose first step asyncio queued;
+  with asyncio's own event loop that step is taken off the queue and run at once (the
+  task runs it, as the current task, in its own context), which is what 3.12 does. A
+  hook started from inside another task, or on another event loop, takes its first step
+  in the same loop iteration instead, still before the transmission that follows the
+  packet. A hook is never run outside a task: code such as `asyncio.timeout()` needs
+  `asyncio.current_task()`, and a context variable set by one hook must not leak into
+  the next.
 * An `async def` hook whose body contains no `await`, `async for` or `async with`
   ([`never_suspends`][wtframe._eager.never_suspends]) cannot wait at all: it is run to its
   end at once, like a plain function, on every version, and no task is created.
@@ -21,6 +24,7 @@ import asyncio
 import dis
 import inspect
 import sys
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -49,7 +53,18 @@ def start(
     if _EAGER_TASKS:
         task = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
         return None if task.done() else task
-    return loop.create_task(coro)
+    task = loop.create_task(coro)
+    # Creating the task queued its first step as the last ready callback: run that step
+    # now instead, unless another task is running (a task cannot start inside another).
+    ready: deque[asyncio.Handle] | None = getattr(loop, "_ready", None)
+    if ready and asyncio.current_task(loop) is None:
+        handle = ready[-1]
+        if getattr(handle._callback, "__self__", None) is task:  # type: ignore[attr-defined]
+            ready.pop()
+            handle._run()
+            if task.done():
+                return None
+    return task
 
 
 def never_suspends(func: Callable[..., Any]) -> bool:
