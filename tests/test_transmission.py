@@ -7,9 +7,12 @@ packets per request. These tests count the UDP datagrams the real server's socke
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+import pytest
 
 from wtframe import App, ReceiveStream, SendStream, Session
 from wtframe.server import Server
@@ -110,3 +113,41 @@ async def test_what_a_session_sends_on_accept_follows_the_answer() -> None:
                 assert await asyncio.wait_for(session.receive_datagram(), 5) == b"hello"
                 stream = await asyncio.wait_for(session.accept_stream(), 5)
                 assert await asyncio.wait_for(stream.read(), 5) == b"welcome"
+
+
+def test_an_event_loop_without_a_ready_queue_works_too() -> None:
+    """uvloop has no `_ready` queue: hooks start as plain tasks, sending is deferred."""
+    uvloop = pytest.importorskip("uvloop")
+    if sys.version_info < (3, 11):
+        pytest.skip("asyncio.Runner is new in 3.11")
+    seen: list[object] = []
+
+    async def scenario() -> None:
+        app = _app()
+
+        @app.session("/greet")
+        class Greeter(Session):
+            async def on_connect(self) -> None:
+                await self.accept()
+                self.send_datagram(b"hello")
+
+            async def on_stream(self, stream: ReceiveStream) -> None:
+                seen.append(asyncio.current_task())
+                assert isinstance(stream, SendStream)
+                await stream.write(await stream.read())
+
+        async with TestClient(app) as client:
+            async with client.connect("/greet") as session:
+                assert await asyncio.wait_for(session.receive_datagram(), 5) == b"hello"
+                stream = await session.open_stream()
+                await stream.write(b"ping")
+                await stream.close()
+                assert await asyncio.wait_for(stream.read(), 5) == b"ping"
+            async with client.connect("/echo") as session:
+                for i in range(3):
+                    session.send_datagram(b"%d" % i)
+                    assert await asyncio.wait_for(session.receive_datagram(), 5) == b"%d" % i
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())
+    assert seen and seen[0] is not None
