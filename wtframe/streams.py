@@ -80,14 +80,13 @@ class _StreamBase:
         kind = "bidirectional" if self.is_bidirectional else "unidirectional"
         return f"<{type(self).__name__} {self.stream_id} {kind}>"
 
-    def _receiving_done(self) -> bool:
-        return True
-
-    def _sending_done(self) -> bool:
-        return True
+    # A direction the stream does not have counts as finished; ReceiveStream and
+    # SendStream set their own to False while it is open.
+    _eof = True  # the receiving side ended
+    _send_closed = True  # the sending side ended
 
     def _check_done(self) -> None:
-        if self._receiving_done() and self._sending_done():
+        if self._eof and self._send_closed:
             self._io.stream_done(self)
 
     def _abort(self, exc: BaseException) -> None:
@@ -239,9 +238,6 @@ class ReceiveStream(_StreamBase, MessageReader):
             self._size = 0
         self._recv_error = exc
         self._feed(b"", True)
-
-    def _receiving_done(self) -> bool:
-        return self._eof
 
     def _abort(self, exc: BaseException) -> None:
         self._finish_receiving(exc)
@@ -397,9 +393,6 @@ class SendStream(_StreamBase, MessageWriter):
         if self._send_error is None:
             self._send_error = exc
         self._wake_writer()
-
-    def _sending_done(self) -> bool:
-        return self._send_closed
 
     def _abort(self, exc: BaseException) -> None:
         self._send_closed = True
