@@ -66,7 +66,8 @@ class WebTransportConnection(QuicConnectionProtocol):
         self._streams: dict[int, _StreamBase] = {}
         self._session_streams: dict[int, set[_StreamBase]] = {}
         self._blocked_writers: set[SendStream] = set()
-        self._outbox: list[SendStream] = []  # streams with data to hand to QUIC
+        # Streams with data to hand to QUIC (an empty tuple, not a list, while idle).
+        self._outbox: list[SendStream] | tuple[()] = ()
         self._ack_with_reply = False
         self._receiving = False
         # asyncio's queue of ready callbacks, to tell whether a datagram woke anything (an
@@ -287,7 +288,10 @@ class WebTransportConnection(QuicConnectionProtocol):
         outbox = stream._outbox
         if outbox is None:
             stream._outbox = [data] if data else []
-            self._outbox.append(stream)
+            if self._outbox:
+                self._outbox.append(stream)
+            else:
+                self._outbox = [stream]
             self._reply_soon()
         elif data:
             outbox.append(data)
@@ -384,7 +388,7 @@ class WebTransportConnection(QuicConnectionProtocol):
 
     def _flush(self) -> None:
         """Hand the data written since the last transmission to QUIC, one call per stream."""
-        streams, self._outbox = self._outbox, []
+        streams, self._outbox = self._outbox, ()
         for stream in streams:
             data, end_stream = _take_outbox(stream)
             if data is None:

@@ -52,7 +52,8 @@ class WebTransportH3(H3Connection):
 
     def __init__(self, quic: QuicConnection, settings: dict[int, int]) -> None:
         self._wt_settings = settings
-        super().__init__(quic, enable_webtransport=True)
+        super().__init__(quic, enable_webtransport=True)  # sends SETTINGS, and keeps them
+        del self._wt_settings  # not a second copy per connection
 
     def _get_local_settings(self) -> dict[int, int]:
         settings = super()._get_local_settings()
