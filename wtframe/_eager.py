@@ -61,7 +61,7 @@ def start(
         handle = ready[-1]
         if getattr(handle._callback, "__self__", None) is task:  # type: ignore[attr-defined]
             ready.pop()
-            handle._run()
+            handle._context.run(handle._callback)  # type: ignore[attr-defined]
             if task.done():
                 return None
     return task

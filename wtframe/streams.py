@@ -64,7 +64,10 @@ class _StreamBase:
         """The QUIC stream id."""
         self.session = session
         """The session the stream belongs to."""
-        self._session_id = -1  # the protocol's session id, set by the connection
+
+    # Class defaults stand in for state that most streams never change: a stream is
+    # created per request, so its constructor sets only what differs.
+    _session_id = -1  # the protocol's session id, set by the connection
 
     @property
     def is_bidirectional(self) -> bool:
@@ -96,16 +99,17 @@ class _StreamBase:
 class ReceiveStream(_StreamBase, MessageReader):
     """The receiving side of a WebTransport stream."""
 
+    _size = 0  # bytes buffered
+    _eof = False
+    _recv_error: BaseException | None = None
+    _read_waiter: asyncio.Future[None] | None = None
+    _stopped = False
+    _credited = 0  # buffered bytes already reported consumed (flow control)
+    _flow_controlled = True  # whether reads must be reported (the connection knows)
+
     def __init__(self, io: _StreamIO, stream_id: int, session: Any) -> None:
         super().__init__(io, stream_id, session)
         self._chunks: deque[bytes] = deque()
-        self._size = 0
-        self._eof = False
-        self._recv_error: BaseException | None = None
-        self._read_waiter: asyncio.Future[None] | None = None
-        self._stopped = False
-        self._credited = 0  # buffered bytes already reported consumed (flow control)
-        self._flow_controlled = True  # whether reads must be reported (the connection knows)
 
     @property
     def at_eof(self) -> bool:
@@ -298,19 +302,18 @@ class ReceiveStream(_StreamBase, MessageReader):
 class SendStream(_StreamBase, MessageWriter):
     """The sending side of a WebTransport stream."""
 
-    def __init__(self, io: _StreamIO, stream_id: int, session: Any) -> None:
-        super().__init__(io, stream_id, session)
-        self.high_water = WRITE_HIGH_WATER_DEFAULT
-        """Unacknowledged bytes above which `write()` waits for the peer."""
-        self._send_closed = False
-        self._send_error: BaseException | None = None
-        self._write_waiter: asyncio.Future[None] | None = None
-        # Written bytes the connection has not handed to QUIC yet: it does so once per
-        # transmission, so that a write and the FIN after it (or many small writes) become
-        # one call. Only the connection changes these.
-        self._outbox: list[bytes] | None = None
-        self._outbox_size = 0
-        self._outbox_fin = False
+    high_water = WRITE_HIGH_WATER_DEFAULT
+    """Unacknowledged bytes above which `write()` waits for the peer (set it per stream)."""
+
+    _send_closed = False
+    _send_error: BaseException | None = None
+    _write_waiter: asyncio.Future[None] | None = None
+    # Written bytes the connection has not handed to QUIC yet: it does so once per
+    # transmission, so that a write and the FIN after it (or many small writes) become one
+    # call. Only the connection changes these.
+    _outbox: list[bytes] | None = None
+    _outbox_size = 0
+    _outbox_fin = False
 
     @property
     def is_closing(self) -> bool:
