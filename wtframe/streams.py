@@ -306,6 +306,7 @@ class SendStream(_StreamBase, MessageWriter):
     """Unacknowledged bytes above which `write()` waits for the peer (set it per stream)."""
 
     _send_closed = False
+    _written = 0  # bytes written so far
     _send_error: BaseException | None = None
     _write_waiter: asyncio.Future[None] | None = None
     # Written bytes the connection has not handed to QUIC yet: it does so once per
@@ -334,7 +335,9 @@ class SendStream(_StreamBase, MessageWriter):
         self._check_writable()
         if data:
             self._io.stream_send(self, bytes(data), False)
-        await self.drain()
+            self._written += len(data)
+        if self._written > self.high_water:  # else not even all of it could be unacknowledged
+            await self.drain()
 
     async def drain(self) -> None:
         """Wait until the stream's unacknowledged bytes are below `high_water`.
