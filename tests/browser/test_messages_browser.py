@@ -276,6 +276,7 @@ const goodFirst = await withTimeout(good.receive(), 5000, "good reply");
 const raw = await session.raw.createBidirectionalStream();
 const rawWriter = raw.writable.getWriter();
 await rawWriter.write(wt.encodeFrame(bytes("{not json")));
+await new Promise((resolve) => setTimeout(resolve, 300)); // the reset arrives first
 const notJson = await outcome(
   new wt.MessageStream({ readable: raw.readable }).receive(), "reset after bad JSON",
 );
@@ -284,6 +285,7 @@ const big = await session.raw.createBidirectionalStream();
 const header = new Uint8Array(4);
 new DataView(header.buffer).setUint32(0, 10000);
 await big.writable.getWriter().write(header);
+await new Promise((resolve) => setTimeout(resolve, 300)); // the reset arrives first
 const oversize = await outcome(
   new wt.MessageStream({ readable: big.readable }).receive(), "reset of the oversize frame",
 );
@@ -382,6 +384,16 @@ class Rig:
             return {"error": "TypeError", "streamErrorCode": None}
         return {"error": "WebTransportError", "streamErrorCode": code}
 
+    def reset_seen_before_read(self, code: int) -> dict[str, Any]:
+        """How the page sees a reset that arrived before it started reading the stream.
+
+        Firefox ESR 153 then rejects the read with a `WebTransportError` whose code is 0
+        (still not the server's code); Chromium as always.
+        """
+        if self.runner.name == "firefox":
+            return {"error": "WebTransportError", "streamErrorCode": 0}
+        return {"error": "WebTransportError", "streamErrorCode": code}
+
     def run(self, name: str, body: str) -> Any:
         page = module_page(
             body,
@@ -478,8 +490,8 @@ def test_invalid_stream_messages_reset_only_their_stream(rig: Rig) -> None:
     reset = rig.reset_seen(StreamErrorCode.INVALID_MESSAGE)
     assert result == {
         "invalid": reset,
-        "notJson": reset,
-        "oversize": rig.reset_seen(StreamErrorCode.MESSAGE_TOO_BIG),
+        "notJson": rig.reset_seen_before_read(StreamErrorCode.INVALID_MESSAGE),
+        "oversize": rig.reset_seen_before_read(StreamErrorCode.MESSAGE_TOO_BIG),
         "goodFirst": {"username": "eve", "score": 1},
         "goodSecond": {"username": "eve", "score": 2},
         "goodEnded": True,
