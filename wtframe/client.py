@@ -54,7 +54,7 @@ DATAGRAM_QUEUE_DEFAULT = 1024
 class _ClientConnection(WebTransportConnection):
     def __init__(self, quic: QuicConnection, **kwargs: Any) -> None:
         super().__init__(quic, **kwargs)
-        self.answers: dict[int, tuple[asyncio.Future[ClientSession], int]] = {}
+        self.answers: dict[int, tuple[asyncio.Future[ClientSession], ClientSession]] = {}
         self.authority = ""
         self.dialect = Dialect.DRAFT02
         self.settings = asyncio.Event()
@@ -62,18 +62,36 @@ class _ClientConnection(WebTransportConnection):
     def settings_received(self, event: events.SettingsReceived) -> None:
         self.settings.set()
 
+    def expect_answer(
+        self, session_id: int, max_queued_datagrams: int
+    ) -> asyncio.Future[ClientSession]:
+        """Register a session request just sent; return the future of its answer.
+
+        The session object exists from now on, so that streams and datagrams the server
+        sends right after its answer are kept even if they arrive before it (a lost or
+        late packet): the session hands them over once it is established.
+        """
+        waiter: asyncio.Future[ClientSession] = asyncio.get_running_loop().create_future()
+        session = ClientSession(self, session_id, [], max_queued_datagrams)
+        self.links[session_id] = session
+        self.answers[session_id] = (waiter, session)
+        return waiter
+
     def session_answered(self, event: events.SessionEstablished | events.SessionRefused) -> None:
         waiting = self.answers.pop(event.session_id, None)
-        if waiting is None or waiting[0].done():
+        if waiting is None:
             return
-        waiter, max_queued_datagrams = waiting
+        waiter, session = waiting
         if isinstance(event, events.SessionRefused):
-            message = f"server refused the session with status {event.status}"
-            waiter.set_exception(HandshakeError(message, event.status, event.headers))
+            self._session_ended(event.session_id, 0, f"refused with {event.status}", True)
+            if not waiter.done():
+                message = f"server refused the session with status {event.status}"
+                waiter.set_exception(HandshakeError(message, event.status, event.headers))
             return
-        # Register at once: the server's first streams may arrive in the same packet.
-        session = ClientSession(self, event.session_id, event.headers, max_queued_datagrams)
-        self.links[event.session_id] = session
+        session.response_headers = event.headers
+        if waiter.done():  # nobody waits for it any more (a timeout): end it
+            self.close_session(event.session_id, CloseCode.NORMAL, "")
+            return
         waiter.set_result(session)
 
     def transmit(self) -> None:
@@ -241,9 +259,8 @@ class ClientSession:
         authority = connection.authority
         items = headers.items() if isinstance(headers, Mapping) else (headers or [])
         extra = [(k.lower().encode(), v.encode()) for k, v in items]
-        waiter: asyncio.Future[ClientSession] = asyncio.get_running_loop().create_future()
         session_id = connection.wt.request_session(authority, path, extra, connection.dialect)
-        connection.answers[session_id] = (waiter, self._datagrams.maxlen or 0)
+        waiter = connection.expect_answer(session_id, self._datagrams.maxlen or 0)
         connection.transmit()
         try:
             return await asyncio.wait_for(waiter, timeout)
@@ -500,7 +517,6 @@ class connect:  # noqa: N801 - used like a function, as websockets.connect is
         return connection
 
     async def _request(self, connection: _ClientConnection) -> ClientSession:
-        waiter: asyncio.Future[ClientSession] = asyncio.get_running_loop().create_future()
         connection.authority = self.authority
         connection.dialect = self.dialect
         if self.dialect is not Dialect.DRAFT02:
@@ -511,7 +527,7 @@ class connect:  # noqa: N801 - used like a function, as websockets.connect is
         session_id = connection.wt.request_session(
             self.authority, self.path, self.headers, self.dialect
         )
-        connection.answers[session_id] = (waiter, self.max_queued_datagrams)
+        waiter = connection.expect_answer(session_id, self.max_queued_datagrams)
         connection.transmit()
         return await waiter
 

@@ -335,7 +335,12 @@ class WebTransportProtocol:
 
     def _datagram(self, session_id: int, data: bytes) -> list[events.Event]:
         session = self._sessions.get(session_id)
-        if session is None or session.state is not SessionState.OPEN:
+        if session is None or (
+            # A client keeps what a server sent right after its answer but that arrived
+            # first; a server drops datagrams of a session it has not accepted.
+            session.state is not SessionState.OPEN
+            and not (self.is_client and session.state is SessionState.REQUESTED)
+        ):
             return []
         return [events.DatagramReceived(session_id=session_id, data=data)]
 
