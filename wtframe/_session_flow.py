@@ -128,10 +128,7 @@ class SessionFlow:
         Returns:
             A WT_MAX_STREAMS capsule to send, if a grant is due.
         """
-        grant = self.receive.on_stream_closed(unidirectional)
-        if grant is None:
-            return None
-        return encode_value(WT_MAX_STREAMS_UNI if unidirectional else WT_MAX_STREAMS_BIDI, grant)
+        return _max_streams(unidirectional, self.receive.on_stream_closed(unidirectional))
 
     def on_data(self, stream_id: int, size: int) -> None:
         """Count stream bytes from the peer that the application will be handed.
@@ -214,10 +211,7 @@ class SessionFlow:
                 return encode_value(WT_MAX_DATA, grant)
         else:
             unidirectional = capsule_type == WT_STREAMS_BLOCKED_UNI
-            grant = self.receive.on_streams_blocked(unidirectional)
-            if grant is not None:
-                kind = WT_MAX_STREAMS_UNI if unidirectional else WT_MAX_STREAMS_BIDI
-                return encode_value(kind, grant)
+            return _max_streams(unidirectional, self.receive.on_streams_blocked(unidirectional))
         return None
 
     # -- what we send ------------------------------------------------------------------
@@ -341,3 +335,10 @@ class SessionFlow:
         """
         self.held.pop(stream_id, None)
         self.held_fin.discard(stream_id)
+
+
+def _max_streams(unidirectional: bool, grant: int | None) -> bytes | None:
+    """The WT_MAX_STREAMS capsule for a stream grant of one kind, if there is one."""
+    if grant is None:
+        return None
+    return encode_value(WT_MAX_STREAMS_UNI if unidirectional else WT_MAX_STREAMS_BIDI, grant)

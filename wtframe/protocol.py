@@ -951,20 +951,15 @@ class WebTransportProtocol:
         out: list[events.Event],
     ) -> bool:
         """Account for stream data from the peer; `False` if it broke the session's limit."""
-        flow = session.flow
-        assert flow is not None
-        capsule = None
+        if stream.stopped:
+            return self._flow_dropped(session, size, out)  # dropped unread
+        assert session.flow is not None
         try:
-            if stream.stopped:
-                capsule = flow.on_dropped(size)  # dropped unread
-            else:
-                flow.on_data(stream_id, size)
-                self._unread[stream_id] = session
+            session.flow.on_data(stream_id, size)
         except FlowControlError as exc:
             self._flow_failed(session, exc, out)
             return False
-        if capsule is not None:
-            self._send_capsule(session, capsule)
+        self._unread[stream_id] = session
         return True
 
     def _flow_final_size(
@@ -979,9 +974,13 @@ class WebTransportProtocol:
         if unseen <= 0:
             return True
         stream.received += unseen
+        return self._flow_dropped(session, unseen, out)  # never to be read
+
+    def _flow_dropped(self, session: _Session, size: int, out: list[events.Event]) -> bool:
+        """Count peer bytes that will never be read; `False` if they broke the limit."""
         assert session.flow is not None
         try:
-            capsule = session.flow.on_dropped(unseen)  # never to be read
+            capsule = session.flow.on_dropped(size)
         except FlowControlError as exc:
             self._flow_failed(session, exc, out)
             return False
