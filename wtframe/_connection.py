@@ -147,7 +147,6 @@ class WebTransportConnection(QuicConnectionProtocol):
             self, event.stream_id, session
         )
         stream.max_message_size = session.max_message_size
-        stream._flow_controlled = self.wt.flow_controlled(event.session_id)
         self._add_stream(event.session_id, stream)
         self._opened.append((event.session_id, link, stream))
 
@@ -181,6 +180,8 @@ class WebTransportConnection(QuicConnectionProtocol):
 
     def _add_stream(self, session_id: int, stream: _StreamBase) -> None:
         stream._session_id = session_id
+        if isinstance(stream, ReceiveStream):
+            stream._flow_controlled = self.wt.flow_controlled(session_id)
         self._streams[stream.stream_id] = stream
         self._session_streams.setdefault(session_id, set()).add(stream)
 
@@ -250,8 +251,6 @@ class WebTransportConnection(QuicConnectionProtocol):
         stream: SendStream = (SendStream if unidirectional else Stream)(
             self, stream_id, link.session
         )
-        if isinstance(stream, ReceiveStream):
-            stream._flow_controlled = self.wt.flow_controlled(session_id)
         self._add_stream(session_id, stream)
         return stream
 

@@ -186,10 +186,7 @@ class SessionRunner:
     def stream_opened(self, stream: ReceiveStream) -> None:
         """Hand a new stream to `on_stream` (held back until the session is accepted)."""
         if self.state == _OPEN:
-            peers = self._peer_streams
-            if len(peers) < self.limits.max_streams:
-                peers.add(stream)  # what `_admit` does below the limit
-            elif not self._admit(stream):
+            if not self._admit(stream):
                 return
             self._activity += 1
             self._start_stream(stream)
