@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -31,6 +31,7 @@ from aioquic.quic.events import (
     StreamReset,
 )
 
+from tests.support.waiting import wait_for
 from wtframe import App, ClientSession, ReceiveStream, SendStream, Session, connect, serve
 from wtframe._runner import SessionRunner
 from wtframe.capsules import (
@@ -63,16 +64,6 @@ def certificate() -> Certificate:
     if _CERTIFICATE is None:
         _CERTIFICATE = generate_certificate()
     return _CERTIFICATE
-
-
-async def wait_for(condition: Callable[[], object], timeout: float = WAIT) -> None:
-    """Poll `condition()` until it is true."""
-
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.005)
-
-    await asyncio.wait_for(poll(), timeout)
 
 
 # -- the server ------------------------------------------------------------------------------

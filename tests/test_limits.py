@@ -9,7 +9,8 @@ from typing import Any, ClassVar
 import pytest
 
 from tests.support.quic_pair import QuicPair
-from tests.test_hostile import certificate, raw_client, wait_for
+from tests.support.waiting import wait_for
+from tests.test_hostile import certificate, raw_client
 from wtframe import (
     App,
     CloseCode,

@@ -10,22 +10,13 @@ from typing import ClassVar
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from tests.support.waiting import wait_for
 from wtframe import App, CloseCode, HandshakeError, Session, connect, serve
 from wtframe.certs import generate_certificate, load_certificate
 from wtframe.server import quic_configuration
 from wtframe.testing import TestClient
 
 WAIT = 5
-
-
-async def wait_for(condition: object, timeout: float = WAIT) -> None:
-    """Poll `condition()` until it is true."""
-
-    async def poll() -> None:
-        while not condition():  # type: ignore[operator]
-            await asyncio.sleep(0.005)
-
-    await asyncio.wait_for(poll(), timeout)
 
 
 class Stubborn(Session):

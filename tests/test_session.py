@@ -8,6 +8,7 @@ from typing import ClassVar
 
 import pytest
 
+from tests.support.waiting import wait_for
 from wtframe import (
     App,
     ClientSession,
@@ -22,16 +23,6 @@ from wtframe import (
 from wtframe.testing import TestClient
 
 WAIT = 5
-
-
-async def wait_for(condition: object, timeout: float = WAIT) -> None:
-    """Poll `condition()` until it is true."""
-
-    async def poll() -> None:
-        while not condition():  # type: ignore[operator]
-            await asyncio.sleep(0.005)
-
-    await asyncio.wait_for(poll(), timeout)
 
 
 class Probe(Session):
