@@ -963,6 +963,95 @@ def test_streams_of_unknown_sessions_are_refused() -> None:
         assert stream_id not in pair.server.protocol.h3._stream
 
 
+def open_raw_stream(pair: QuicPair, opener: str, unidirectional: bool) -> tuple[int, bytes]:
+    """Open a stream with aioquic alone; return it and the WebTransport header to send."""
+    quic = (pair.client if opener == "client" else pair.server).quic
+    stream_id = quic.get_next_available_stream_id(is_unidirectional=unidirectional)
+    return stream_id, encode_uint_var(0x54 if unidirectional else 0x41)
+
+
+@pytest.mark.parametrize("unidirectional", [False, True])
+@pytest.mark.parametrize("opener", ["client", "server"])
+def test_stream_header_in_pieces(opener: str, unidirectional: bool) -> None:
+    """A header cut in pieces is read by HTTP/3; the stream is the same once it is whole."""
+    pair = QuicPair()
+    session_id = pair.open_session()
+    local, remote = (
+        (pair.client, pair.server) if opener == "client" else (pair.server, pair.client)
+    )
+    stream_id, signal = open_raw_stream(pair, opener, unidirectional)
+    for byte in signal + encode_uint_var(session_id):
+        local.quic.send_stream_data(stream_id, bytes([byte]))
+        assert pair.transfer() == NO_EVENTS  # nothing is reported before the first byte
+    local.quic.send_stream_data(stream_id, b"body")
+    local.quic.send_stream_data(stream_id, b"more", end_stream=True)
+    client_events, server_events = pair.transfer()
+    received = server_events if opener == "client" else client_events
+    assert received[0] == StreamOpened(
+        session_id=session_id, stream_id=stream_id, is_unidirectional=unidirectional
+    )
+    data = [e for e in received[1:] if isinstance(e, StreamDataReceived)]
+    assert len(data) == len(received) - 1
+    assert b"".join(e.data for e in data) == b"bodymore" and data[-1].end_stream
+    # Known to the protocol from then on; HTTP/3 keeps nothing for it.
+    assert stream_id not in remote.protocol.h3._stream
+    assert remote.protocol.stream_count == (0 if unidirectional else 1)
+
+
+@pytest.mark.parametrize("unidirectional", [False, True])
+def test_stream_header_alone_then_data(unidirectional: bool) -> None:
+    pair = QuicPair()
+    session_id = pair.open_session()
+    stream_id, signal = open_raw_stream(pair, "client", unidirectional)
+    pair.client.quic.send_stream_data(stream_id, signal + encode_uint_var(session_id))
+    assert pair.transfer() == NO_EVENTS
+    pair.client.quic.send_stream_data(stream_id, b"late", end_stream=True)
+    assert pair.transfer()[1] == [
+        StreamOpened(session_id=session_id, stream_id=stream_id, is_unidirectional=unidirectional),
+        StreamDataReceived(
+            session_id=session_id, stream_id=stream_id, data=b"late", end_stream=True
+        ),
+    ]
+    assert stream_id not in pair.server.protocol.h3._stream
+
+
+def test_reset_of_a_stream_whose_header_came_alone_reaches_its_session() -> None:
+    pair = QuicPair()
+    session_id = pair.open_session()
+    stream_id, signal = open_raw_stream(pair, "client", True)
+    pair.client.quic.send_stream_data(stream_id, signal + encode_uint_var(session_id))
+    assert pair.transfer() == NO_EVENTS
+    pair.client.quic.reset_stream(stream_id, to_http3_error(7))
+    assert pair.transfer()[1] == [
+        StreamOpened(session_id=session_id, stream_id=stream_id, is_unidirectional=True),
+        StreamResetReceived(session_id=session_id, stream_id=stream_id, code=7),
+    ]
+    assert pair.server.protocol.stream_count == 0
+    assert stream_id not in pair.server.protocol.h3._stream
+
+
+def test_peer_resets_of_webtransport_streams_leave_our_side_alone() -> None:
+    """HTTP/3 would take a reset of a stream it does not know for a cancelled request."""
+    pair = QuicPair()
+    session_id = pair.open_session()
+    stream_id = pair.client.protocol.open_stream(session_id)
+    pair.client.protocol.send_stream_data(stream_id, b"question")
+    pair.transfer()
+    pair.client.protocol.reset_stream(stream_id, 3)
+    _, server_events = pair.transfer()
+    assert server_events == [
+        StreamResetReceived(session_id=session_id, stream_id=stream_id, code=3)
+    ]
+    pair.server.protocol.send_stream_data(stream_id, b"answer", end_stream=True)
+    client_events, _ = pair.transfer()
+    assert client_events == [
+        StreamDataReceived(
+            session_id=session_id, stream_id=stream_id, data=b"answer", end_stream=True
+        )
+    ]
+    assert raw_resets(pair, "client") == {}
+
+
 # -- memory --------------------------------------------------------------------------------
 
 

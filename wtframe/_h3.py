@@ -4,14 +4,13 @@
   settings) advertised with aioquic's own;
 * the CONNECT stream's plumbing: answering a request, ending or abandoning our side,
   asking the peer to end its side, and queueing capsules;
-* registration of locally opened bidirectional streams, which aioquic leaves unregistered;
 * the exact size of the largest datagram payload that fits in one QUIC packet.
 """
 
 from __future__ import annotations
 
 from aioquic.buffer import size_uint_var
-from aioquic.h3.connection import FrameType, H3Connection
+from aioquic.h3.connection import H3Connection
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.packet_builder import PACKET_NUMBER_SEND_SIZE
 
@@ -140,19 +139,6 @@ class WebTransportH3(H3Connection):
         if h3_stream is None or h3_stream.sending_ended:
             return  # our side is finished (aioquic forgets the stream when both are)
         self.send_data(stream_id, encode_close(code, reason), end_stream=True)
-
-    def register_stream(self, stream_id: int, session_id: int) -> None:
-        """Mark a bidirectional stream we opened as a WebTransport stream.
-
-        aioquic does not, so the peer's replies on it would be parsed as HTTP/3 frames.
-
-        Args:
-            stream_id: The stream.
-            session_id: The session it belongs to.
-        """
-        with self._get_or_create_stream(stream_id) as h3_stream:
-            h3_stream.frame_type = FrameType.WEBTRANSPORT_STREAM
-            h3_stream.session_id = session_id
 
     def max_datagram_payload(self, session_id: int) -> int:
         """Return the largest datagram payload for a session that fits in one QUIC packet.

@@ -16,8 +16,8 @@ What it adds to aioquic:
 * WebTransport application error codes mapped to and from HTTP/3 codes;
 * a datagram size check before queueing (aioquic would block every later datagram behind
   one that does not fit in a packet);
-* registration of locally opened bidirectional streams, which aioquic leaves unregistered;
-* release of aioquic's per-stream HTTP/3 state once a WebTransport stream is finished;
+* WebTransport streams kept out of aioquic's HTTP/3 layer once their header is read (it
+  would parse the replies on streams we open as HTTP/3 frames, and keep per-stream state);
 * the max-sessions settings Safari looks for;
 * a dialect per session (draft-02 browsers, draft-15 clients; `wtframe.dialects`), with
   the settings of every dialect advertised at once;
@@ -83,6 +83,9 @@ _CAPSULE_TYPES = frozenset({CLOSE_WEBTRANSPORT_SESSION, DRAIN_WEBTRANSPORT_SESSI
 # session id. As varints both signals take two bytes.
 _HEADER_SIGNAL_SIZE = 2
 _H3_MESSAGE_ERROR = 0x10E
+_BIDI_SIGNAL = 0x41  # the low byte of the two-byte varints above
+_UNI_SIGNAL = 0x54
+_VARINT_MASKS = {1: 0x3F, 2: 0x3FFF, 4: 0x3FFFFFFF, 8: 0x3FFFFFFFFFFFFFFF}
 
 
 @dataclass(slots=True)
@@ -132,10 +135,13 @@ class WebTransportProtocol:
             },
         )
         self.is_client = quic.configuration.is_client
+        self._peer_parity = 1 if self.is_client else 0  # the low bit of the peer's stream ids
         self.max_sessions = max_sessions
         self.max_capsule_size = max_capsule_size
         self._sessions: dict[int, _Session] = {}
         self._streams: dict[int, _Stream] = {}
+        # stream id -> session id, for streams of the peer's whose header came without data
+        self._early_headers: dict[int, int] = {}
         self._settings_reported = False
         # stream id -> the session whose flow control counts its unread bytes (SessionFlow.unread)
         self._unread: dict[int, _Session] = {}
@@ -284,11 +290,23 @@ class WebTransportProtocol:
                 return self._datagram(data[0] * 4, data[1:])
         out: list[events.Event] = []
         if kind is quic_events.StreamDataReceived:
-            for h3_event in self.h3.handle_event(event):
-                if type(h3_event) is WebTransportStreamDataReceived:
-                    self._stream_data(h3_event, out)
-                else:
-                    self._h3_event(h3_event, out)
+            stream_id = event.stream_id  # type: ignore[attr-defined]
+            stream = self._streams.get(stream_id)
+            if stream is not None:
+                # A WebTransport stream: HTTP/3 has nothing to do with its data.
+                self._stream_data(
+                    stream_id,
+                    stream,
+                    event.data,  # type: ignore[attr-defined]
+                    event.end_stream,  # type: ignore[attr-defined]
+                    out,
+                )
+            elif not self._new_stream_data(event, out):  # type: ignore[arg-type]
+                for h3_event in self.h3.handle_event(event):
+                    if type(h3_event) is WebTransportStreamDataReceived:
+                        self._h3_stream_data(h3_event, out)
+                    else:
+                        self._h3_event(h3_event, out)
             if not self._settings_reported:
                 self._check_settings(out)
             return out
@@ -304,14 +322,24 @@ class WebTransportProtocol:
                 )
             self._streams.clear()
             self._unread.clear()
+            self._early_headers.clear()
             return out
         # aioquic first: once a stream is released here, aioquic would take a reset of it
         # for an aborted request and reset our side of it too.
         named = None  # the session a stream's header named, for a reset of a stream not seen yet
-        if isinstance(event, quic_events.StreamReset) and event.stream_id not in self._streams:
-            h3_stream = self.h3._stream.get(event.stream_id)  # aioquic may drop it now
-            named = h3_stream.session_id if h3_stream is not None else None
-        h3_events = self.h3.handle_event(event)
+        if kind is quic_events.StreamReset or kind is ReliableStreamReset:
+            if event.stream_id in self._streams:  # type: ignore[attr-defined]
+                h3_events = []  # a WebTransport stream: HTTP/3 does not know it
+            else:
+                named = self._early_headers.pop(event.stream_id, None)  # type: ignore[attr-defined]
+                if named is None:
+                    h3_stream = self.h3._stream.get(event.stream_id)  # type: ignore[attr-defined]
+                    named = h3_stream.session_id if h3_stream is not None else None
+                h3_events = self.h3.handle_event(event)  # aioquic may drop its record now
+        elif kind is quic_events.StopSendingReceived and event.stream_id in self._streams:  # type: ignore[attr-defined]
+            h3_events = []
+        else:
+            h3_events = self.h3.handle_event(event)
         if isinstance(event, quic_events.StreamReset):
             reliable = isinstance(event, ReliableStreamReset)
             self._stream_reset(event.stream_id, event.error_code, out, reliable, named)
@@ -325,7 +353,7 @@ class WebTransportProtocol:
 
     def _h3_event(self, h3_event: H3Event, out: list[events.Event]) -> None:
         if isinstance(h3_event, WebTransportStreamDataReceived):
-            self._stream_data(h3_event, out)
+            self._h3_stream_data(h3_event, out)
         elif isinstance(h3_event, H3DatagramReceived):
             out += self._datagram(h3_event.stream_id, h3_event.data)
         elif isinstance(h3_event, DataReceived):
@@ -439,43 +467,101 @@ class WebTransportProtocol:
         if event.stream_ended:
             self._end(session.session_id, Trigger.FIN, CloseCode.NORMAL, "", True, out)
 
-    def _stream_data(self, event: WebTransportStreamDataReceived, out: list[events.Event]) -> None:
+    def _new_stream_data(
+        self, event: quic_events.StreamDataReceived, out: list[events.Event]
+    ) -> bool:
+        """Take the first bytes of a peer's WebTransport stream without HTTP/3.
+
+        aioquic reports a stream's bytes in order, so the first event of a stream unknown
+        here starts at its beginning: the stream type, then the session id. When both are
+        complete the stream is known from then on, and HTTP/3 never sees it. Anything else
+        (a request, a control stream, a header cut short) is left to HTTP/3.
+
+        Returns:
+            Whether the event was handled.
+        """
+        data = event.data
+        stream_id = event.stream_id
+        if self._early_headers and stream_id in self._early_headers:
+            session_id = self._early_headers.pop(stream_id)
+            payload = data
+        else:
+            if (
+                len(data) < 3
+                or data[0] != 0x40  # a two-byte varint: 0x41 (bidirectional) or 0x54
+                or data[1] != (_UNI_SIGNAL if stream_id & 2 else _BIDI_SIGNAL)
+                or stream_id & 1 != self._peer_parity
+                or stream_id in self.h3._stream
+                or self.h3._is_done
+                or self.h3._quic_logger is not None  # HTTP/3 logs the stream's type
+            ):
+                return False
+            length = 1 << (data[2] >> 6)
+            if len(data) < 2 + length:
+                return False
+            session_id = int.from_bytes(data[2 : 2 + length], "big") & _VARINT_MASKS[length]
+            payload = data[2 + length :]
+            if not payload and not event.end_stream:
+                # As with HTTP/3, a stream is reported with its first byte (or its end).
+                self._early_headers[stream_id] = session_id
+                return True
+        stream = self._new_stream(stream_id, session_id, event.end_stream, out)
+        if stream is not None:
+            self._stream_data(stream_id, stream, payload, event.end_stream, out)
+        return True
+
+    def _h3_stream_data(
+        self, event: WebTransportStreamDataReceived, out: list[events.Event]
+    ) -> None:
+        """Bytes of a WebTransport stream whose header HTTP/3 parsed (it arrived in pieces)."""
         stream_id = event.stream_id
         stream = self._streams.get(stream_id)
         if stream is None:
-            session = self._sessions.get(event.session_id)
-            unidirectional = bool(stream_id & 2)
-            if session is None:
-                # A stream for a session that does not exist (any more).
-                self._refuse_stream(stream_id, unidirectional, event.stream_ended)
+            stream = self._new_stream(stream_id, event.session_id, event.stream_ended, out)
+            self.h3._stream.pop(stream_id, None)  # known here from now on: see handle_event()
+            if stream is None:
                 return
-            if session.flow is not None:
-                try:
-                    session.flow.on_stream_opened(unidirectional)
-                except FlowControlError as exc:
-                    self._flow_failed(session, exc, out)
-                    self._refuse_stream(stream_id, unidirectional, event.stream_ended)
-                    return
-            stream = _Stream(
-                event.session_id,
-                not unidirectional,  # can_send
-                True,  # can_receive
-                header=_HEADER_SIGNAL_SIZE + size_uint_var(event.session_id),
+        self._stream_data(stream_id, stream, event.data, event.stream_ended, out)
+
+    def _new_stream(
+        self, stream_id: int, session_id: int, ended: bool, out: list[events.Event]
+    ) -> _Stream | None:
+        """Record a stream the peer opened in a session, or refuse it (`None`)."""
+        session = self._sessions.get(session_id)
+        unidirectional = bool(stream_id & 2)
+        if session is None:
+            # A stream for a session that does not exist (any more).
+            self._refuse_stream(stream_id, unidirectional, ended)
+            return None
+        if session.flow is not None:
+            try:
+                session.flow.on_stream_opened(unidirectional)
+            except FlowControlError as exc:
+                self._flow_failed(session, exc, out)
+                self._refuse_stream(stream_id, unidirectional, ended)
+                return None
+        stream = _Stream(
+            session_id,
+            not unidirectional,  # can_send
+            True,  # can_receive
+            header=_HEADER_SIGNAL_SIZE + size_uint_var(session_id),
+        )
+        self._streams[stream_id] = stream
+        session.streams.add(stream_id)
+        out.append(
+            events.StreamOpened(
+                session_id=session_id, stream_id=stream_id, is_unidirectional=unidirectional
             )
-            self._streams[stream_id] = stream
-            session.streams.add(stream_id)
-            out.append(
-                events.StreamOpened(
-                    session_id=event.session_id,
-                    stream_id=stream_id,
-                    is_unidirectional=unidirectional,
-                )
-            )
-            if not unidirectional:
-                quic_stream = self.quic._streams.get(stream_id)
-                if quic_stream is None or quic_stream.sender._reset_error_code is not None:
-                    self._stopped_before_known(stream_id, stream, out)
-        data, ended = event.data, event.stream_ended
+        )
+        if not unidirectional:
+            quic_stream = self.quic._streams.get(stream_id)
+            if quic_stream is None or quic_stream.sender._reset_error_code is not None:
+                self._stopped_before_known(stream_id, stream, out)
+        return stream
+
+    def _stream_data(
+        self, stream_id: int, stream: _Stream, data: bytes, ended: bool, out: list[events.Event]
+    ) -> None:
         if ended:
             stream.can_receive = False
         if stream.orphan:
@@ -488,7 +574,7 @@ class WebTransportProtocol:
                     session, stream_id, stream, len(data), out
                 ):
                     return
-            if not stream.stopped:
+            if not stream.stopped and (data or ended):
                 out.append(
                     events.StreamDataReceived(
                         session_id=stream.session_id,
@@ -551,11 +637,9 @@ class WebTransportProtocol:
             # reset still belongs to the session the header names.
             if named is None:
                 return
-            opened = WebTransportStreamDataReceived(
-                data=b"", session_id=named, stream_ended=False, stream_id=stream_id
-            )
-            self._stream_data(opened, out)
-            stream = self._streams.get(stream_id)
+            self._new_stream(stream_id, named, False, out)
+            self.h3._stream.pop(stream_id, None)
+            stream = self._streams.get(stream_id)  # a refused stream is held as an orphan
         if stream is None or not stream.can_receive:
             return
         stream.can_receive = False
@@ -739,8 +823,6 @@ class WebTransportProtocol:
         if session.flow is not None:
             session.flow.open_stream(unidirectional)
         stream_id = self.h3.create_webtransport_stream(session_id, unidirectional)
-        if not unidirectional:
-            self.h3.register_stream(stream_id, session_id)
         self._streams[stream_id] = _Stream(
             session_id=session_id,
             can_send=True,
