@@ -183,7 +183,11 @@ class WebTransportConnection(QuicConnectionProtocol):
         if isinstance(stream, ReceiveStream):
             stream._flow_controlled = self.wt.flow_controlled(session_id)
         self._streams[stream.stream_id] = stream
-        self._session_streams.setdefault(session_id, set()).add(stream)
+        streams = self._session_streams.get(session_id)
+        if streams is None:
+            self._session_streams[session_id] = {stream}
+        else:
+            streams.add(stream)
 
     # -- hooks for subclasses ----------------------------------------------------------
 

@@ -31,6 +31,11 @@ from typing import Any
 __all__ = ["never_suspends", "run_now", "start"]
 
 _EAGER_TASKS = sys.version_info >= (3, 12)
+# loop -> its running task: what asyncio.current_task() reads, without its Python frame
+# (3.10 and 3.11 only; later versions start tasks eagerly).
+_current_tasks: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] = getattr(
+    asyncio.tasks, "_current_tasks", {}
+)
 
 # Every suspension point of a coroutine compiles to one of these (3.10 to 3.13).
 _SUSPENDING = frozenset(
@@ -53,11 +58,14 @@ def start(
     if _EAGER_TASKS:
         task = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
         return None if task.done() else task
-    task = loop.create_task(coro)
+    if getattr(loop, "_task_factory", True) is None:  # asyncio's own loop, no task factory
+        task = asyncio.Task(coro, loop=loop)  # what create_task() does, one call shorter
+    else:
+        task = loop.create_task(coro)
     # Creating the task queued its first step as the last ready callback: run that step
     # now instead, unless another task is running (a task cannot start inside another).
     ready: deque[asyncio.Handle] | None = getattr(loop, "_ready", None)
-    if ready and asyncio.current_task(loop) is None:
+    if ready and _current_tasks.get(loop) is None:
         handle = ready[-1]
         if getattr(handle._callback, "__self__", None) is task:  # type: ignore[attr-defined]
             ready.pop()

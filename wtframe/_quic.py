@@ -244,6 +244,7 @@ class QuicConnection(_AioquicConnection):
         known = receiver._final_size
         if self._resets_at is None:
             self._resets_at = {}
+            self._check_stream_frames()
         earlier = self._resets_at.get(stream_id)
         if (known is not None and known != final_size) or (
             earlier is not None and earlier[1] != final_size
@@ -266,10 +267,20 @@ class QuicConnection(_AioquicConnection):
         self._resets_at[stream_id] = (error_code, final_size, reliable_size)
         self._deliver_reset_at(stream_id, stream)
 
-    def _handle_stream_frame(
+    def _check_stream_frames(self) -> None:
+        """From the first RESET_STREAM_AT on, check every STREAM frame against the resets.
+
+        Until then STREAM frames go straight to aioquic's handler, without an extra call.
+        """
+        handlers: dict[int, tuple[Any, Any]] = vars(self)["_QuicConnection__frame_handlers"]
+        for frame_type, (handler, epochs) in list(handlers.items()):
+            if handler.__func__ is _AioquicConnection._handle_stream_frame:
+                handlers[frame_type] = (self._handle_stream_frame_checked, epochs)
+
+    def _handle_stream_frame_checked(
         self, context: QuicReceiveContext, frame_type: int, buf: Buffer
     ) -> None:
-        super()._handle_stream_frame(context, frame_type, buf)
+        self._handle_stream_frame(context, frame_type, buf)
         if self._resets_at:
             for stream_id in list(self._resets_at):
                 stream = self._streams.get(stream_id)

@@ -97,6 +97,7 @@ class _Stream:
     stopped: bool = False  # we sent STOP_SENDING: received data is dropped
     local: bool = False  # we opened it
     header: int = 0  # size of the WebTransport header that starts the opener's direction
+    # (set for streams we open, and for the peer's in flow-controlled sessions)
     received: int = 0  # bytes of the peer's that arrived, header excluded
     held: bool = False  # bytes (and maybe the FIN) wait for the peer's data credit
 
@@ -540,12 +541,9 @@ class WebTransportProtocol:
                 self._flow_failed(session, exc, out)
                 self._refuse_stream(stream_id, unidirectional, ended)
                 return None
-        stream = _Stream(
-            session_id,
-            not unidirectional,  # can_send
-            True,  # can_receive
-            header=_HEADER_SIGNAL_SIZE + size_uint_var(session_id),
-        )
+        stream = _Stream(session_id, not unidirectional, True)  # can send, can receive
+        if session.flow is not None:  # counts the bytes after the header (_flow_final_size)
+            stream.header = _HEADER_SIGNAL_SIZE + size_uint_var(session_id)
         self._streams[stream_id] = stream
         session.streams.add(stream_id)
         out.append(
