@@ -73,7 +73,7 @@ class Workload:
 class Sequential(Workload):
     """`seq` and `seq50`: a new stream per request, one request at a time per connection."""
 
-    path = "/echo"
+    path = "/request"
     WARM_UP = 10
     """Requests each connection sends, and checks, before the measurement."""
 
@@ -198,7 +198,7 @@ class InFlight(Workload):
 
     async def setup(self) -> None:
         """Connect and warm up."""
-        self.client, self.session = await self.connect("/echo")
+        self.client, self.session = await self.connect("/request")
         await asyncio.gather(
             *(self.client.request(self.session, self.payload, batch=True) for _ in range(100))
         )

@@ -4,6 +4,8 @@ Endpoints (WebTransport draft-02 over HTTP/3):
 
 * ``/echo``: every bidirectional stream is echoed back byte for byte, ending when the
   request ends; every datagram is echoed back.
+* ``/request``: the same as ``/echo``; the request/response workloads use it (wtframe serves
+  it with ``on_request``).
 * ``/sink``: bidirectional streams are read to their end, then answered with the ASCII
   line ``"<bytes on this stream> <datagrams received by this session>"`` and closed;
   datagrams are counted.
@@ -43,9 +45,10 @@ from examples.clicker.store import SQLiteStore
 __all__ = ["RawProtocol", "main", "run"]
 
 ECHO = b"/echo"
+REQUEST = b"/request"
 SINK = b"/sink"
 CLICKER = b"/clicker"
-PATHS = (ECHO, SINK, CLICKER)
+PATHS = (ECHO, REQUEST, SINK, CLICKER)
 
 
 class RawProtocol(QuicConnectionProtocol):

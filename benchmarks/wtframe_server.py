@@ -2,6 +2,9 @@
 
 * ``/echo``: every bidirectional stream is echoed back chunk by chunk, ending when the
   request ends; every datagram is echoed back.
+* ``/request``: one request per stream, answered with itself by ``on_request`` (an
+  ``async def`` that never waits, so a request that arrives whole is answered without a
+  task). With ``--stream-handlers`` it is served by ``/echo``'s ``on_stream`` instead.
 * ``/sink``: streams are read to their end, then answered with the ASCII line
   ``"<bytes on this stream> <datagrams received by this session>"``; datagrams are counted.
 * ``/clicker``: the clicker example itself (`examples.clicker.app.create_app`) on a
@@ -11,8 +14,8 @@
   changes that).
 
 Usage: ``python -m benchmarks.wtframe_server --certificate CERT --private-key KEY
-[--board-interval SECONDS]``. The server listens on 127.0.0.1 on a free port and prints
-``READY <port>``.
+[--board-interval SECONDS] [--stream-handlers]``. The server listens on 127.0.0.1 on a free
+port and prints ``READY <port>``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from examples.clicker.app import create_app
 from examples.clicker.store import SQLiteStore
 from wtframe import App, ReceiveStream, SendStream, Session, serve
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run"]
 
 UNLIMITED = 1_000_000_000
 """The clicker's rate and burst: no benchmark reaches them."""
@@ -49,6 +52,14 @@ class Echo(Session):
             await stream.write(chunk)
 
 
+class Requests(Session):
+    """Answers each request stream with the request."""
+
+    async def on_request(self, data: bytes) -> bytes:
+        """Return the request as the answer."""
+        return data
+
+
 @app.session("/sink")
 class Sink(Session):
     """Counts what arrives."""
@@ -68,8 +79,14 @@ class Sink(Session):
             await stream.write(f"{total} {self.datagrams}".encode())
 
 
-async def run(certificate: str, private_key: str, board_interval: float | None = None) -> None:
+async def run(
+    certificate: str,
+    private_key: str,
+    board_interval: float | None = None,
+    stream_handlers: bool = False,
+) -> None:
     """Serve until cancelled, announcing the port on stdout."""
+    app.add_session("/request", Echo if stream_handlers else Requests)
     with tempfile.TemporaryDirectory(prefix="wtbench-wtframe-") as tmp:
         async with SQLiteStore(Path(tmp) / "clicker.db") as store:
             options = {} if board_interval is None else {"board_interval": board_interval}
@@ -91,8 +108,13 @@ def main() -> None:
     parser.add_argument("--certificate", required=True)
     parser.add_argument("--private-key", required=True)
     parser.add_argument("--board-interval", type=float, help="leaderboard period (s)")
+    parser.add_argument(
+        "--stream-handlers",
+        action="store_true",
+        help="serve /request with on_stream, as /echo, rather than on_request",
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.certificate, args.private_key, args.board_interval))
+    asyncio.run(run(args.certificate, args.private_key, args.board_interval, args.stream_handlers))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ Most hooks finish without waiting (an echo, a counter, a reply that fits the sen
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dis
 import inspect
 import sys
@@ -102,7 +103,8 @@ def run_now(coro: Coroutine[Any, Any, Any]) -> Any:
         What the coroutine returned. Its exceptions propagate.
     """
     try:
-        coro.send(None)
+        # In a context of its own, as a task would: what the hook sets does not leak.
+        contextvars.copy_context().run(coro.send, None)
     except StopIteration as stop:
         return stop.value
     coro.close()  # unreachable for a function that never suspends

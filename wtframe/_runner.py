@@ -9,7 +9,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from . import _eager
-from .codecs import JSON, Codec
+from .codecs import JSON, Codec, codec_for
 from .codes import CloseCode, StreamErrorCode
 from .exceptions import (
     DecodeError,
@@ -21,6 +21,7 @@ from .exceptions import (
 )
 from .hooks import hook_types
 from .limits import HANDSHAKE_TIMEOUT_STATUS, Limits
+from .messages import encode_message
 from .streams import ReceiveStream, SendStream
 
 if TYPE_CHECKING:
@@ -64,6 +65,8 @@ class SessionRunner:
         "_peer_streams",
         "_pending",
         "_recount_at",
+        "_request_codec",
+        "_request_hook",
         "_timer",
         "close_code",
         "close_reason",
@@ -115,12 +118,18 @@ class SessionRunner:
         """The codec for messages that are neither bytes nor text (`None`: JSON)."""
         hooks = hook_types(session_cls)
         self.request_type = hooks.request
+        self._request_codec = codec_for(hooks.request) if hooks.request_now else None
         self._datagram_codec = hooks.datagram
         if self._datagram_codec is JSON and self.codec is not None:
             self._datagram_codec = self.codec
         self.session: Session = session_cls(request, self)
         if not _sets_max_message_size(session_cls):
             self.session.max_message_size = limits.max_message_size  # type: ignore[misc]
+        self._request_hook: Callable[[Any], Any] | None = (
+            self.session.on_request  # type: ignore[attr-defined]
+            if hooks.request_now
+            else None
+        )
         self._datagram_hook: Callable[[Any], Any] = self.session.on_datagram
         hook = self._datagram_hook
         self._datagram_mode = (
@@ -189,6 +198,8 @@ class SessionRunner:
             if not self._admit(stream):
                 return
             self._activity += 1
+            if self._request_hook is not None and stream._eof and self._answer_now(stream):
+                return
             self._start_stream(stream)
         elif self.state == _CLOSED:
             _refuse(stream)
@@ -462,6 +473,32 @@ class SessionRunner:
         if self.state == _CONNECTING:
             self.connection.reject_session(self.session_id, status, headers)
 
+    def _answer_now(self, stream: ReceiveStream) -> bool:
+        """Serve a request that arrived whole with an `on_request` that never waits.
+
+        This is what the default `on_stream` does, without its task: read, decode, call
+        `on_request`, write the answer and FIN. A request that is too large, that does not
+        decode, or that came with a reset is left to the default `on_stream` (`False`),
+        which handles it as usual.
+        """
+        assert self._request_hook is not None and self._request_codec is not None
+        if stream._recv_error is not None or stream._size > stream.max_message_size:
+            return False
+        try:
+            message = self._request_codec.decode(b"".join(stream._chunks))
+        except DecodeError:
+            return False
+        stream._read_all_now()
+        try:
+            answer = _eager.run_now(self._request_hook(message))
+            if isinstance(stream, SendStream):
+                stream._write_last_now(
+                    b"" if answer is None else encode_message(answer, default=self.codec)
+                )
+        except Exception as exc:
+            self._stream_raised(stream, exc)
+        return True
+
     def _start_stream(self, stream: ReceiveStream) -> None:
         # The task leaves `tasks` by itself: a done callback would cost a loop iteration.
         task = _eager.start(self._loop, self._run_stream(stream))
@@ -478,7 +515,17 @@ class SessionRunner:
                     stream.stop(StreamErrorCode.NO_ERROR)
         except asyncio.CancelledError:
             raise
-        except MessageError as exc:
+        except Exception as exc:
+            self._stream_raised(stream, exc)
+        finally:
+            self.tasks.discard(asyncio.current_task())
+
+    def _stream_raised(self, stream: ReceiveStream, exc: Exception) -> None:
+        """Apply the error policy to an exception that escaped `on_stream` (or `on_request`).
+
+        Called from the `except` block, so that a logged traceback is this exception's.
+        """
+        if isinstance(exc, MessageError):
             code = (
                 StreamErrorCode.MESSAGE_TOO_BIG
                 if isinstance(exc, MessageTooLarge)
@@ -486,13 +533,9 @@ class SessionRunner:
             )
             logger.info("stream %d of %r: %s", stream.stream_id, self.session, exc)
             _refuse(stream, code)
-        except (StreamError, SessionClosed):
-            pass
-        except Exception:
+        elif not isinstance(exc, StreamError | SessionClosed):
             _refuse(stream, StreamErrorCode.INTERNAL_ERROR)
             self._hook_failed("on_stream")
-        finally:
-            self.tasks.discard(asyncio.current_task())
 
     async def _close_hook(self, code: int, reason: str) -> None:
         try:

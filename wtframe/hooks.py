@@ -9,6 +9,7 @@ import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ._eager import never_suspends
 from .codecs import JSON, Codec, codec_for, payload_type
 
 if TYPE_CHECKING:
@@ -26,6 +27,11 @@ class HookTypes:
 
     request: Any | None
     """The message type of `on_request`, or `None` if the class does not define it."""
+
+    request_now: bool = False
+    """Whether a request that arrived whole can be answered at once, without a task: the
+    class serves `on_request` through the default `on_stream`, and its `on_request` is an
+    `async def` that never waits (no `await`, `async for` or `async with` in its body)."""
 
 
 _cache: dict[type[Any], HookTypes] = {}
@@ -56,5 +62,14 @@ def hook_types(cls: type[Session]) -> HookTypes:
         request = payload_type(on_request) if on_request is not None else None
         if request is not None and request is not typing.Any:
             codec_for(request)
-        found = _cache[cls] = HookTypes(datagram=datagram, request=request)
+        from .session import Session  # a cycle: session imports this module
+
+        request_now = (
+            on_request is not None
+            and cls.on_stream is Session.on_stream
+            and never_suspends(on_request)
+        )
+        found = _cache[cls] = HookTypes(
+            datagram=datagram, request=request, request_now=request_now
+        )
     return found

@@ -11,7 +11,10 @@ One `Session` object exists per WebTransport session. Override the hooks you nee
 | `on_drain()` | when the peer asks to wind the session down (DRAIN capsule) |
 | `on_close(code, reason)` | exactly once when an accepted session ends, whatever ended it |
 
-Hooks run as asyncio tasks, so one slow handler never holds up another. When an
+Hooks run as asyncio tasks, so one slow handler never holds up another. An
+`on_datagram` whose body never awaits cannot hold anything up, so it runs at once,
+without a task (in a context of its own); so does such an `on_request` for a request
+that arrived whole. When an
 `on_stream` handler returns, its stream is finished for it: FIN is sent if the handler
 did not close the sending side, and unread input is refused with STOP_SENDING.
 
