@@ -143,6 +143,8 @@ class WebTransportProtocol:
         self._streams: dict[int, _Stream] = {}
         # stream id -> session id, for streams of the peer's whose header came without data
         self._early_headers: dict[int, int] = {}
+        self._h3_streams = self.h3._stream  # aioquic's per-stream HTTP/3 state
+        self._h3_logs = self.h3._quic_logger is not None
         self._settings_reported = False
         # stream id -> the session whose flow control counts its unread bytes (SessionFlow.unread)
         self._unread: dict[int, _Session] = {}
@@ -492,16 +494,20 @@ class WebTransportProtocol:
                 or data[0] != 0x40  # a two-byte varint: 0x41 (bidirectional) or 0x54
                 or data[1] != (_UNI_SIGNAL if stream_id & 2 else _BIDI_SIGNAL)
                 or stream_id & 1 != self._peer_parity
-                or stream_id in self.h3._stream
+                or stream_id in self._h3_streams
                 or self.h3._is_done
-                or self.h3._quic_logger is not None  # HTTP/3 logs the stream's type
+                or self._h3_logs  # HTTP/3 logs the stream's type
             ):
                 return False
-            length = 1 << (data[2] >> 6)
-            if len(data) < 2 + length:
-                return False
-            session_id = int.from_bytes(data[2 : 2 + length], "big") & _VARINT_MASKS[length]
-            payload = data[2 + length :]
+            session_id = data[2]
+            if session_id < 0x40:  # a one-byte varint: sessions 0 to 60
+                payload = data[3:]
+            else:
+                length = 1 << (session_id >> 6)
+                if len(data) < 2 + length:
+                    return False
+                session_id = int.from_bytes(data[2 : 2 + length], "big") & _VARINT_MASKS[length]
+                payload = data[2 + length :]
             if not payload and not event.end_stream:
                 # As with HTTP/3, a stream is reported with its first byte (or its end).
                 self._early_headers[stream_id] = session_id
@@ -534,6 +540,7 @@ class WebTransportProtocol:
             # A stream for a session that does not exist (any more).
             self._refuse_stream(stream_id, unidirectional, ended)
             return None
+        stream = _Stream(session_id, not unidirectional, True)  # can send, can receive
         if session.flow is not None:
             try:
                 session.flow.on_stream_opened(unidirectional)
@@ -541,8 +548,7 @@ class WebTransportProtocol:
                 self._flow_failed(session, exc, out)
                 self._refuse_stream(stream_id, unidirectional, ended)
                 return None
-        stream = _Stream(session_id, not unidirectional, True)  # can send, can receive
-        if session.flow is not None:  # counts the bytes after the header (_flow_final_size)
+            # flow control counts the bytes after the header (_flow_final_size)
             stream.header = _HEADER_SIGNAL_SIZE + size_uint_var(session_id)
         self._streams[stream_id] = stream
         session.streams.add(stream_id)
