@@ -222,6 +222,50 @@ async def test_client_session_reports_its_dialect(dialect: Dialect) -> None:
     assert Recorder.seen == [(dialect, dialect is Dialect.DRAFT15)]
 
 
+class Holder(Session):
+    """Keeps every stream open until told; records the kinds it was handed."""
+
+    kinds: ClassVar[list[bool]] = []
+    release: ClassVar[asyncio.Event]
+
+    async def on_stream(self, stream: ReceiveStream) -> None:
+        type(self).kinds.append(isinstance(stream, Stream))
+        await type(self).release.wait()
+
+
+async def test_draft15_client_within_its_stream_limits_is_never_refused() -> None:
+    """The peer is told max_streams for each kind: both kinds at their limit at once."""
+    Holder.kinds, Holder.release = [], asyncio.Event()
+    app = App(limits=Limits(max_streams=2))
+    app.add_session("/hold", Holder)
+    async with TestClient(app) as client:
+        async with connect(client.url("/hold"), verify=False, dialect=Dialect.DRAFT15) as session:
+            streams = []
+            for opener in (session.open_uni_stream, session.open_stream) * 2:
+                stream = await asyncio.wait_for(opener(), WAIT)
+                await stream.write(b"x")
+                streams.append(stream)
+            for _ in range(100):
+                if len(Holder.kinds) == 4:
+                    break
+                await asyncio.sleep(0.02)
+            assert sorted(Holder.kinds) == [False, False, True, True]
+            # A third of a kind waits for credit instead of being refused.
+            third = asyncio.create_task(session.open_uni_stream())
+            await asyncio.sleep(0.2)
+            assert not third.done()
+            Holder.release.set()
+            for stream in streams:
+                await stream.close()
+            stream = await asyncio.wait_for(third, WAIT)
+            await stream.write(b"y")
+            for _ in range(100):
+                if len(Holder.kinds) == 5:
+                    break
+                await asyncio.sleep(0.02)
+            assert sorted(Holder.kinds) == [False, False, False, True, True]
+
+
 async def test_draft15_client_waits_for_credit_and_gets_there() -> None:
     async with TestClient(small_app()) as client:
         async with connect(client.url("/r"), verify=False, dialect=Dialect.DRAFT15) as session:

@@ -63,6 +63,7 @@ class SessionRunner:
         "_idle_periods",
         "_loop",
         "_peer_streams",
+        "_peer_uni_streams",
         "_pending",
         "_recount_at",
         "_request_codec",
@@ -106,6 +107,9 @@ class SessionRunner:
         self.tasks: set[asyncio.Task[None]] = set()
         self._pending: list[ReceiveStream] = []
         self._peer_streams: set[ReceiveStream] = set()
+        # The peer's unidirectional streams, where WebTransport flow control counts them
+        # apart (created on the first one).
+        self._peer_uni_streams: set[ReceiveStream] | None = None
         self._datagram_tasks = 0
         self._activity = 0
         self._idle_mark: tuple[int, int] | None = None
@@ -211,8 +215,16 @@ class SessionRunner:
             _refuse(stream, StreamErrorCode.TOO_MANY_STREAMS)
 
     def _admit(self, stream: ReceiveStream) -> bool:
-        """Count a peer stream of the open session, or refuse it over `max_streams`."""
+        """Count a peer stream of the open session, or refuse it over `max_streams`.
+
+        With WebTransport flow control the peer was given `max_streams` of each kind, so
+        each kind is counted apart: a peer that keeps to its limits is never refused.
+        """
         peers = self._peer_streams
+        if stream._flow_controlled and not isinstance(stream, SendStream):
+            if self._peer_uni_streams is None:
+                self._peer_uni_streams = set()
+            peers = self._peer_uni_streams
         limit = self.limits.max_streams
         if len(peers) >= limit:
             live = self.connection._streams
@@ -290,6 +302,7 @@ class SessionRunner:
             self._timer.cancel()
             self._timer = None
         self._peer_streams.clear()
+        self._peer_uni_streams = None
         self._accounted.clear()
         current = asyncio.current_task()
         for task in list(self.tasks):

@@ -67,7 +67,10 @@ class Limits:
     """Streams the peer may have open at once in one accepted session, both kinds
     together. A stream counts until it is finished both ways (its `on_stream` handler
     returned, or both sides ended). One more is refused at once with STOP_SENDING and
-    RESET_STREAM `StreamErrorCode.TOO_MANY_STREAMS`; the session carries on."""
+    RESET_STREAM `StreamErrorCode.TOO_MANY_STREAMS`; the session carries on. In a session
+    with WebTransport flow control (draft-15 clients), the peer is told this limit for
+    each kind of stream, and each kind is counted on its own: a peer that keeps to what
+    it was told is never refused."""
 
     max_message_size: int = MAX_MESSAGE_SIZE_DEFAULT
     """The largest message read with `read_message`, `receive` or `on_request`, for
