@@ -27,7 +27,9 @@ from wtframe import (
     Stream,
     StreamErrorCode,
     StreamReset,
+    connect,
 )
+from wtframe.dialects import Dialect
 from wtframe.exceptions import MessageError
 from wtframe.hooks import hook_types
 from wtframe.testing import TestClient
@@ -193,3 +195,15 @@ async def test_other_classes_keep_their_tasks(path: str) -> None:
     async with TestClient(make_app()) as client, client.connect(path) as session:
         expected = b"own abc" if path == "/own" else b"abc"
         assert await request(session, b"abc") == expected
+
+
+async def test_flow_controlled_requests_return_their_credit() -> None:
+    """Draft-15: the bytes of requests answered at once count as read, or credit runs out."""
+    app = App(limits=Limits(max_message_size=64, max_stream_buffer=1024, max_session_buffer=1024))
+    app.add_session("/echo", Echo)
+    Echo.in_task = []
+    async with TestClient(app) as client:
+        async with connect(client.url("/echo"), verify=False, dialect=Dialect.DRAFT15) as session:
+            for i in range(100):  # 100 x 50 bytes through a 1024-byte window
+                assert await request(session, b"%050d" % i) == (b"%050d" % i)[::-1]
+    assert Echo.in_task == [False] * 100

@@ -38,6 +38,8 @@ class SessionLink(Protocol):
 
     def stream_opened(self, stream: ReceiveStream) -> None: ...
 
+    def request_received(self, stream_id: int, data: bytes, unidirectional: bool) -> bool: ...
+
     def stream_fed(self, stream: ReceiveStream) -> None: ...
 
     def drain_requested(self) -> None: ...
@@ -111,8 +113,15 @@ class WebTransportConnection(QuicConnectionProtocol):
 
     def quic_event_received(self, event: QuicEvent) -> None:
         """Feed a QUIC event to the protocol and dispatch what it reports."""
+        wt_events = self.wt.handle_event(event)
+        if (
+            len(wt_events) == 2
+            and type(wt_events[0]) is events.StreamOpened
+            and self._request_received(wt_events[0], wt_events[1])
+        ):
+            return
         dispatch = _DISPATCH
-        for wt_event in self.wt.handle_event(event):
+        for wt_event in wt_events:
             dispatch[type(wt_event)](self, wt_event)
         if self._opened:
             # New streams reach their handlers once the data that came with them is
@@ -121,6 +130,21 @@ class WebTransportConnection(QuicConnectionProtocol):
             for session_id, link, stream in opened:
                 if self.links.get(session_id) is link:  # unless the session ended meanwhile
                     link.stream_opened(stream)
+
+    def _request_received(self, opened: events.StreamOpened, data: events.Event) -> bool:
+        """Offer a stream that came whole, FIN included, with its opening to its session.
+
+        The session may answer it at once, without a `Stream` object
+        (`SessionLink.request_received`).
+        """
+        if type(data) is not events.StreamDataReceived or not data.end_stream:
+            return False
+        link = self.links.get(opened.session_id)
+        return link is not None and link.request_received(
+            opened.stream_id,
+            data.data,
+            opened.is_unidirectional,
+        )
 
     def _on_stream_data(self, event: events.StreamDataReceived) -> None:
         stream = self._streams.get(event.stream_id)
@@ -301,6 +325,21 @@ class WebTransportConnection(QuicConnectionProtocol):
         stream._outbox_size += len(data)
         if end_stream:
             stream._outbox_fin = True
+
+    def answer_stream(self, stream_id: int, data: bytes) -> None:
+        """End a stream that has no `Stream` object with `data` and FIN (an answered request).
+
+        Raises:
+            SessionClosed: If the stream can no longer send (its session ended).
+        """
+        self.wt.send_stream_data(stream_id, data, True)
+        self._reply_soon()
+
+    def refuse_stream(self, stream_id: int, code: int) -> None:
+        """Refuse a stream that has no `Stream` object (STOP_SENDING and RESET_STREAM)."""
+        self.wt.stop_stream(stream_id, code)
+        self.wt.reset_stream(stream_id, code)
+        self._reply_soon()
 
     def stream_reset(self, stream: SendStream, code: int) -> None:
         """Reset the sending side of a stream; what it had not sent yet is dropped."""

@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from . import _eager
@@ -202,8 +203,6 @@ class SessionRunner:
             if not self._admit(stream):
                 return
             self._activity += 1
-            if self._request_hook is not None and stream._eof and self._answer_now(stream):
-                return
             self._start_stream(stream)
         elif self.state == _CLOSED:
             _refuse(stream)
@@ -213,6 +212,40 @@ class SessionRunner:
             logger.info("%r: stream %d refused, too many pending", self.session, stream.stream_id)
             self._forget(stream)
             _refuse(stream, StreamErrorCode.TOO_MANY_STREAMS)
+
+    def request_received(self, stream_id: int, data: bytes, unidirectional: bool) -> bool:
+        """Answer at once a request that came whole, FIN included, with its stream's opening.
+
+        For a session class whose `on_request` never waits, this is what the default
+        `on_stream` would do, without its task and without a `Stream` object: decode the
+        request, run `on_request`, send the answer and FIN. Anything else (another class,
+        a session not accepted yet, a request too large or that does not decode) is left
+        to `on_stream` as usual.
+
+        Returns:
+            Whether the request was handled; if not, the stream is opened as usual.
+        """
+        hook = self._request_hook
+        if hook is None or self.state != _OPEN or len(data) > self.session.max_message_size:
+            return False
+        assert self._request_codec is not None
+        try:
+            message = self._request_codec.decode(data)
+        except DecodeError:
+            return False  # on_stream reads it again, and on_invalid_request is called
+        self._activity += 1
+        connection = self.connection
+        if data and connection.wt.flow_controlled(self.session_id):
+            connection.stream_consumed(stream_id, len(data))  # read, as far as credit goes
+        try:
+            answer = _eager.run_now(hook(message))
+            if not unidirectional:
+                payload = b"" if answer is None else encode_message(answer, default=self.codec)
+                connection.answer_stream(stream_id, payload)
+        except Exception as exc:
+            refuse = _ignore if unidirectional else partial(connection.refuse_stream, stream_id)
+            self._stream_raised(stream_id, exc, refuse)
+        return True
 
     def _admit(self, stream: ReceiveStream) -> bool:
         """Count a peer stream of the open session, or refuse it over `max_streams`.
@@ -486,32 +519,6 @@ class SessionRunner:
         if self.state == _CONNECTING:
             self.connection.reject_session(self.session_id, status, headers)
 
-    def _answer_now(self, stream: ReceiveStream) -> bool:
-        """Serve a request that arrived whole with an `on_request` that never waits.
-
-        This is what the default `on_stream` does, without its task: read, decode, call
-        `on_request`, write the answer and FIN. A request that is too large, that does not
-        decode, or that came with a reset is left to the default `on_stream` (`False`),
-        which handles it as usual.
-        """
-        assert self._request_hook is not None and self._request_codec is not None
-        if stream._recv_error is not None or stream._size > stream.max_message_size:
-            return False
-        try:
-            message = self._request_codec.decode(b"".join(stream._chunks))
-        except DecodeError:
-            return False
-        stream._read_all_now()
-        try:
-            answer = _eager.run_now(self._request_hook(message))
-            if isinstance(stream, SendStream):
-                stream._write_last_now(
-                    b"" if answer is None else encode_message(answer, default=self.codec)
-                )
-        except Exception as exc:
-            self._stream_raised(stream, exc)
-        return True
-
     def _start_stream(self, stream: ReceiveStream) -> None:
         # The task leaves `tasks` by itself: a done callback would cost a loop iteration.
         task = _eager.start(self._loop, self._run_stream(stream))
@@ -529,14 +536,21 @@ class SessionRunner:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._stream_raised(stream, exc)
+            self._stream_raised(stream.stream_id, exc, partial(_refuse, stream))
         finally:
             self.tasks.discard(asyncio.current_task())
 
-    def _stream_raised(self, stream: ReceiveStream, exc: Exception) -> None:
+    def _stream_raised(
+        self, stream_id: int, exc: Exception, refuse: Callable[[int], None]
+    ) -> None:
         """Apply the error policy to an exception that escaped `on_stream` (or `on_request`).
 
         Called from the `except` block, so that a logged traceback is this exception's.
+
+        Args:
+            stream_id: The stream the handler served.
+            exc: The exception.
+            refuse: Refuses the stream with a code (STOP_SENDING and RESET_STREAM).
         """
         if isinstance(exc, MessageError):
             code = (
@@ -544,10 +558,10 @@ class SessionRunner:
                 if isinstance(exc, MessageTooLarge)
                 else StreamErrorCode.INVALID_MESSAGE
             )
-            logger.info("stream %d of %r: %s", stream.stream_id, self.session, exc)
-            _refuse(stream, code)
+            logger.info("stream %d of %r: %s", stream_id, self.session, exc)
+            refuse(code)
         elif not isinstance(exc, StreamError | SessionClosed):
-            _refuse(stream, StreamErrorCode.INTERNAL_ERROR)
+            refuse(StreamErrorCode.INTERNAL_ERROR)
             self._hook_failed("on_stream")
 
     async def _close_hook(self, code: int, reason: str) -> None:
@@ -570,6 +584,10 @@ def _sets_max_message_size(cls: type[Session]) -> bool:
         if "max_message_size" in vars(klass):
             return klass.__module__ != "wtframe.session"
     return False
+
+
+def _ignore(code: int) -> None:
+    """Refuse nothing: a unidirectional request's stream has ended and has no sending side."""
 
 
 def _refuse(stream: ReceiveStream, code: int = StreamErrorCode.NO_ERROR) -> None:

@@ -358,6 +358,10 @@ class ClientSession:
         self._datagrams.append(data)
         self._wake()
 
+    def request_received(self, stream_id: int, data: bytes, unidirectional: bool) -> bool:
+        """Decline to answer a whole stream at once: it is queued as any other (internal)."""
+        return False
+
     def stream_opened(self, stream: ReceiveStream) -> None:
         """Queue a stream (internal)."""
         self._streams.append(stream)

@@ -117,6 +117,10 @@ class WebTransportProtocol:
     handshake starts.
     """
 
+    # Stream id -> session id, for streams of the peer's whose header came without data;
+    # created when first needed (every attribute costs memory on every connection).
+    _early_headers: dict[int, int] | None = None
+
     def __init__(
         self,
         quic: QuicConnection,
@@ -136,15 +140,10 @@ class WebTransportProtocol:
             },
         )
         self.is_client = quic.configuration.is_client
-        self._peer_parity = 1 if self.is_client else 0  # the low bit of the peer's stream ids
         self.max_sessions = max_sessions
         self.max_capsule_size = max_capsule_size
         self._sessions: dict[int, _Session] = {}
         self._streams: dict[int, _Stream] = {}
-        # stream id -> session id, for streams of the peer's whose header came without data
-        self._early_headers: dict[int, int] = {}
-        self._h3_streams = self.h3._stream  # aioquic's per-stream HTTP/3 state
-        self._h3_logs = self.h3._quic_logger is not None
         self._settings_reported = False
         # stream id -> the session whose flow control counts its unread bytes (SessionFlow.unread)
         self._unread: dict[int, _Session] = {}
@@ -325,7 +324,7 @@ class WebTransportProtocol:
                 )
             self._streams.clear()
             self._unread.clear()
-            self._early_headers.clear()
+            self._early_headers = None
             return out
         # aioquic first: once a stream is released here, aioquic would take a reset of it
         # for an aborted request and reset our side of it too.
@@ -334,7 +333,8 @@ class WebTransportProtocol:
             if event.stream_id in self._streams:  # type: ignore[attr-defined]
                 h3_events = []  # a WebTransport stream: HTTP/3 does not know it
             else:
-                named = self._early_headers.pop(event.stream_id, None)  # type: ignore[attr-defined]
+                early = self._early_headers
+                named = early.pop(event.stream_id, None) if early else None  # type: ignore[attr-defined]
                 if named is None:
                     h3_stream = self.h3._stream.get(event.stream_id)  # type: ignore[attr-defined]
                     named = h3_stream.session_id if h3_stream is not None else None
@@ -485,18 +485,19 @@ class WebTransportProtocol:
         """
         data = event.data
         stream_id = event.stream_id
-        if self._early_headers and stream_id in self._early_headers:
-            session_id = self._early_headers.pop(stream_id)
+        early = self._early_headers
+        if early and stream_id in early:
+            session_id = early.pop(stream_id)
             payload = data
         else:
             if (
                 len(data) < 3
                 or data[0] != 0x40  # a two-byte varint: 0x41 (bidirectional) or 0x54
                 or data[1] != (_UNI_SIGNAL if stream_id & 2 else _BIDI_SIGNAL)
-                or stream_id & 1 != self._peer_parity
-                or stream_id in self._h3_streams
+                or stream_id & 1 != self.is_client  # the peer's streams: odd ids are a server's
+                or stream_id in self.h3._stream
                 or self.h3._is_done
-                or self._h3_logs  # HTTP/3 logs the stream's type
+                or self.h3._quic_logger is not None  # HTTP/3 logs the stream's type
             ):
                 return False
             session_id = data[2]
@@ -510,7 +511,9 @@ class WebTransportProtocol:
                 payload = data[2 + length :]
             if not payload and not event.end_stream:
                 # As with HTTP/3, a stream is reported with its first byte (or its end).
-                self._early_headers[stream_id] = session_id
+                if early is None:
+                    early = self._early_headers = {}
+                early[stream_id] = session_id
                 return True
         stream = self._new_stream(stream_id, session_id, event.end_stream, out)
         if stream is not None:

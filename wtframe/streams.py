@@ -227,11 +227,6 @@ class ReceiveStream(_StreamBase, MessageReader):
         if end_stream:
             self._check_done()
 
-    def _read_all_now(self) -> bytes:
-        """Everything buffered, once the stream has ended without error (`read()` at once)."""
-        assert self._eof and self._recv_error is None
-        return self._take(self._size)
-
     def _reset_by_peer(self, code: int, keep_data: bool = False) -> None:
         # After a reliable reset (RESET_STREAM_AT) the bytes received stay readable.
         self._finish_receiving(StreamReset(code), keep_data)
@@ -371,18 +366,6 @@ class SendStream(_StreamBase, MessageWriter):
             return
         self._send_closed = True
         self._io.stream_send(self, b"", True)
-        self._check_done()
-
-    def _write_last_now(self, data: bytes) -> None:
-        """Write `data` and end the stream at once (`write()` then `close()`, never waiting).
-
-        Waiting for the peer to acknowledge would hold back no more bytes: they are written
-        in full before `write()` waits, and nothing follows them.
-        """
-        self._check_writable()
-        self._send_closed = True
-        self._written += len(data)
-        self._io.stream_send(self, data, True)
         self._check_done()
 
     def reset(self, code: int = 0) -> None:
