@@ -66,13 +66,43 @@ async def _settle() -> None:
 
 
 async def test_a_datagram_reply_carries_the_ack() -> None:
+    """Datagrams further apart than aioquic's ACK delay: the ACK would go alone."""
     async with TestClient(_app()) as client, client.connect("/echo") as session:
         await _settle()
         with _count_sent(client.server) as sent:
             for i in range(ROUNDS):
+                await asyncio.sleep(0.003)  # the ACK delay is 1 ms
                 session.send_datagram(b"%d" % i)
                 assert await asyncio.wait_for(session.receive_datagram(), 5) == b"%d" % i
         assert sent[0] <= ROUNDS + 1, sent  # not 2 per round trip
+
+
+async def test_datagrams_close_together_leave_the_ack_to_aioquic() -> None:
+    """A datagram reply takes the ACK along only if the request came after a pause."""
+    from wtframe._connection import _DENSE, _SPARSE
+
+    seen: list[tuple[int, bool]] = []
+    app = App()
+
+    @app.session("/echo")
+    class Echo(Session):
+        async def on_datagram(self, data: bytes) -> None:
+            connection = self._runner.connection
+            self.send_datagram(data)
+            seen.append((connection._receiving, connection._ack_with_reply))
+
+    async with TestClient(app) as client, client.connect("/echo") as session:
+        await _settle()
+        for i in range(ROUNDS):
+            if i % 2:
+                await asyncio.sleep(0.003)
+            session.send_datagram(b"%d" % i)
+            assert await asyncio.wait_for(session.receive_datagram(), 5) == b"%d" % i
+    assert len(seen) == ROUNDS
+    assert {receiving for receiving, _ in seen} <= {_DENSE, _SPARSE}
+    assert all(forced == (receiving == _SPARSE) for receiving, forced in seen), seen
+    # Every request after a pause is sparse; the timing of the others is the machine's.
+    assert sum(receiving == _SPARSE for receiving, _ in seen) >= ROUNDS // 2
 
 
 async def test_a_stream_reply_carries_the_ack() -> None:

@@ -71,7 +71,7 @@ class WebTransportConnection(QuicConnectionProtocol):
         # Streams with data to hand to QUIC (an empty tuple, not a list, while idle).
         self._outbox: list[SendStream] | tuple[()] = ()
         self._ack_with_reply = False
-        self._receiving = False
+        self._receiving = _IDLE  # or _SPARSE or _DENSE while a datagram is processed
         # asyncio's queue of ready callbacks, to tell whether a datagram woke anything (an
         # event loop without one, such as uvloop, always transmits in a later callback).
         self._ready: Sized | None = getattr(self._loop, "_ready", None)
@@ -94,16 +94,23 @@ class WebTransportConnection(QuicConnectionProtocol):
         before = -1 if ready is None else len(ready)
         if self._outbox:
             self._flush()  # written before this datagram arrived: sent before its effects
-        self._receiving = True
+        now = self._loop.time()
+        space = self._quic._spaces.get(tls.Epoch.ONE_RTT)
+        previous = None if space is None else space.largest_received_time
+        # Packets that come closer together than aioquic's ACK delay take their ACKs
+        # along on their own (see send_datagram).
+        self._receiving = (
+            _DENSE if previous is not None and now - previous < self._quic._ack_delay else _SPARSE
+        )
         try:
-            self._quic.receive_datagram(data, addr, now=self._loop.time())  # type: ignore[arg-type]
+            self._quic.receive_datagram(data, addr, now=now)  # type: ignore[arg-type]
             self._process_events()
             if self._blocked_writers:
                 self._wake_writers()
             if self._credit_waiters:
                 self._wake_credit_waiters()
         finally:
-            self._receiving = False
+            self._receiving = _IDLE
         if self._transmit_task is not None:
             return  # already scheduled
         if ready is not None and len(ready) == before:
@@ -269,9 +276,19 @@ class WebTransportConnection(QuicConnectionProtocol):
         self._session_ended(session_id, 0, f"rejected with status {status}", False)
 
     def send_datagram(self, session_id: int, data: bytes) -> None:
-        """Queue a datagram for a session and schedule transmission."""
+        """Queue a datagram for a session and schedule transmission.
+
+        The pending ACK rides along, as with stream data, unless the peer's packets come
+        closer together than aioquic's ACK delay: then a later reply takes it once it is
+        due, and acknowledging every packet would only give the peer more ACKs to
+        process. (Stream replies always take it: the peer forgets a finished stream only
+        once its FIN is acknowledged, and aioquic walks every stream it holds for every
+        packet it builds.)
+        """
         self.wt.send_datagram(session_id, data)
-        self._reply_soon()
+        if self._receiving != _DENSE:
+            self._ack_with_reply = True
+        self._transmit_soon()
 
     def open_stream(self, session_id: int, link: SessionLink, unidirectional: bool) -> SendStream:
         """Open a stream in a session."""
@@ -448,6 +465,10 @@ class WebTransportConnection(QuicConnectionProtocol):
         for session_id in list(self.links):
             self._session_ended(session_id, CloseCode.ABNORMAL, "connection lost", True)
 
+
+# What the connection is doing (`_receiving`): no datagram is being processed, or one that
+# came long after the previous one, or soon after it.
+_IDLE, _SPARSE, _DENSE = 0, 1, 2
 
 _DISPATCH: dict[type[events.Event], Callable[[Any, Any], None]] = {
     events.StreamDataReceived: WebTransportConnection._on_stream_data,
