@@ -351,7 +351,7 @@ class DatagramIngest(Workload):
             if client.pending_datagrams >= window // 2:
                 try:
                     await asyncio.wait_for(client.activity.wait(), 0.05)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             else:
                 await asyncio.sleep(0)
@@ -360,7 +360,7 @@ class DatagramIngest(Workload):
             client.transmit()
             try:
                 await asyncio.wait_for(client.activity.wait(), 0.05)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return sent, time.perf_counter() - start
 

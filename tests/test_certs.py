@@ -4,7 +4,7 @@ import hashlib
 import ipaddress
 import re
 import stat
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from wtframe.certs import (
 )
 from wtframe.exceptions import ConfigurationError
 
-NOW = datetime(2030, 5, 17, 12, 30, 45, tzinfo=timezone.utc)
+NOW = datetime(2030, 5, 17, 12, 30, 45, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_validity_starts_an_hour_early_and_lasts_days(cert: Certificate) -> None
 
 def test_default_now_is_inside_the_window() -> None:
     cert = generate_certificate(days=1)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     assert cert.not_before < now < cert.not_after
 
 

@@ -86,7 +86,7 @@ async def datagram_round_trip(url: str, fingerprint: str) -> bytes:
             session.send_datagram(b"ping")
             try:
                 return await asyncio.wait_for(session.receive_datagram(), 0.5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
     raise AssertionError("no datagram came back")
 

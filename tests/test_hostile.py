@@ -324,7 +324,7 @@ class Env:
 
         try:
             await wait_for(clean)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             state = {
                 "links": connection.links,
                 "sessions": connection.wt.session_count,

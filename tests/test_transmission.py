@@ -7,7 +7,6 @@ packets per request. These tests count the UDP datagrams the real server's socke
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -148,8 +147,6 @@ async def test_what_a_session_sends_on_accept_follows_the_answer() -> None:
 def test_an_event_loop_without_a_ready_queue_works_too() -> None:
     """uvloop has no `_ready` queue: hooks start as plain tasks, sending is deferred."""
     uvloop = pytest.importorskip("uvloop")
-    if sys.version_info < (3, 11):
-        pytest.skip("asyncio.Runner is new in 3.11")
     seen: list[object] = []
 
     async def scenario() -> None:

@@ -5,7 +5,7 @@ Most hooks finish without waiting (an echo, a counter, a reply that fits the sen
 * On Python 3.12 and later a hook starts as an eager task (`eager_start`): its first step
   runs at once, inside the packet callback, and the task object is dropped if it finished
   there. Its replies leave in the same packet as the ACK.
-* On 3.10 and 3.11 a hook starts as an ordinary task, whose first step asyncio queued;
+* On 3.11 a hook starts as an ordinary task, whose first step asyncio queued;
   with asyncio's own event loop that step is taken off the queue and run at once (the
   task runs it, as the current task, in its own context), which is what 3.12 does. A
   hook started from inside another task, or on another event loop, takes its first step
@@ -33,12 +33,12 @@ __all__ = ["never_suspends", "run_now", "start"]
 
 _EAGER_TASKS = sys.version_info >= (3, 12)
 # loop -> its running task: what asyncio.current_task() reads, without its Python frame
-# (3.10 and 3.11 only; later versions start tasks eagerly).
+# (3.11 only; later versions start tasks eagerly).
 _current_tasks: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] = getattr(
     asyncio.tasks, "_current_tasks", {}
 )
 
-# Every suspension point of a coroutine compiles to one of these (3.10 to 3.13).
+# Every suspension point of a coroutine compiles to one of these (3.11 to 3.13).
 _SUSPENDING = frozenset(
     {"YIELD_VALUE", "YIELD_FROM", "GET_AWAITABLE", "GET_ANEXT", "BEFORE_ASYNC_WITH"}
 )

@@ -19,7 +19,7 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -162,7 +162,7 @@ def generate_certificate(
             f"browsers refuse pinned certificates valid for more than 14 days; "
             f"days must be at most {limit:.4f} (one hour is added for clock skew), not {days}"
         )
-    moment = _utc(now if now is not None else datetime.now(timezone.utc))
+    moment = _utc(now if now is not None else datetime.now(UTC))
     not_before = moment - CLOCK_SKEW
     not_after = moment + timedelta(days=days)
 
@@ -283,8 +283,8 @@ def _leaf(cert_pem: bytes) -> x509.Certificate:
 def _utc(moment: datetime) -> datetime:
     """Return an aware UTC datetime with whole seconds, as X.509 stores them."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).replace(microsecond=0)
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).replace(microsecond=0)
 
 
 def _general_names(hostnames: Sequence[str]) -> list[x509.GeneralName]:

@@ -43,7 +43,7 @@ from .messages import encode_message, request_on_stream
 from .streams import ReceiveStream, SendStream, Stream
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing import Self
 
 __all__ = ["DATAGRAM_QUEUE_DEFAULT", "ClientSession", "connect"]
 
@@ -264,7 +264,7 @@ class ClientSession:
         connection.transmit()
         try:
             return await asyncio.wait_for(waiter, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise HandshakeError(f"no answer for {path} after {timeout} s") from None
 
     async def drain(self) -> None:
@@ -486,7 +486,7 @@ class connect:  # noqa: N801 - used like a function, as websockets.connect is
         stack = contextlib.AsyncExitStack()
         try:
             session = await asyncio.wait_for(self._establish(stack), self.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await stack.aclose()
             raise HandshakeError(
                 f"no session with {self.authority} after {self.timeout} s"

@@ -39,7 +39,7 @@ from .flowcontrol import FlowLimits
 from .requests import Request
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing import Self
 
     from .app import App
 

@@ -29,7 +29,7 @@ from .exceptions import (
 from .messages import MessageReader, MessageWriter
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing import Self
 
 __all__ = ["WRITE_HIGH_WATER_DEFAULT", "ReceiveStream", "SendStream", "Stream"]
 

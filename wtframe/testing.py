@@ -22,7 +22,7 @@ from .client import connect
 from .server import Server, serve
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing import Self
 
     from .app import App
 

@@ -19,9 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Generic, Literal, Protocol, TypeAlias, TypeVar
-
-from typing_extensions import Self
+from typing import Any, Generic, Literal, Protocol, Self, TypeAlias, TypeVar
 
 from wtframe.exceptions import ConfigurationError
 

@@ -127,7 +127,7 @@ async def run_client(python: str, base_url: str) -> dict[str, Any]:
     )
     try:
         stdout, stderr = await asyncio.wait_for(process.communicate(), 150)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         process.kill()
         await process.wait()
         raise AssertionError("the pywebtransport client did not finish in 150 s") from None
