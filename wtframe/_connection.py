@@ -67,7 +67,8 @@ class WebTransportConnection(QuicConnectionProtocol):
         self.links: dict[int, SessionLink] = {}
         self._streams: dict[int, _StreamBase] = {}
         self._session_streams: dict[int, set[_StreamBase]] = {}
-        self._blocked_writers: set[SendStream] = set()
+        # Writers waiting for acknowledgements (created on the first: an empty set is 216 B).
+        self._blocked_writers: set[SendStream] | None = None
         # Streams with data to hand to QUIC (an empty tuple, not a list, while idle).
         self._outbox: list[SendStream] | tuple[()] = ()
         self._ack_with_reply = False
@@ -317,7 +318,7 @@ class WebTransportConnection(QuicConnectionProtocol):
         exc = SessionClosed(code, reason)
         for stream in self._session_streams.pop(session_id, ()):
             self._streams.pop(stream.stream_id, None)
-            if isinstance(stream, SendStream):
+            if isinstance(stream, SendStream) and self._blocked_writers:
                 self._blocked_writers.discard(stream)
             stream._abort(exc)
         if self._credit_waiters:
@@ -402,6 +403,8 @@ class WebTransportConnection(QuicConnectionProtocol):
 
     def stream_wait_writable(self, stream: SendStream) -> None:
         """Wake `stream`'s writer once acknowledgements bring it under its high-water mark."""
+        if self._blocked_writers is None:
+            self._blocked_writers = set()
         self._blocked_writers.add(stream)
 
     def stream_done(self, stream: _StreamBase) -> None:
@@ -411,6 +414,7 @@ class WebTransportConnection(QuicConnectionProtocol):
         self._session_streams[stream._session_id].discard(stream)
 
     def _wake_writers(self) -> None:
+        assert self._blocked_writers is not None
         for stream in list(self._blocked_writers):
             buffered = self.wt.stream_buffered(stream.stream_id) + stream._outbox_size
             if buffered <= stream.high_water:

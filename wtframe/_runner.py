@@ -107,7 +107,8 @@ class SessionRunner:
         """Datagrams dropped because `max_datagram_tasks` handlers were waiting."""
         self.tasks: set[asyncio.Task[None]] = set()
         self._pending: list[ReceiveStream] = []
-        self._peer_streams: set[ReceiveStream] = set()
+        # The peer's streams (created on the first: an empty set is 216 B per session).
+        self._peer_streams: set[ReceiveStream] | None = None
         # The peer's unidirectional streams, where WebTransport flow control counts them
         # apart (created on the first one).
         self._peer_uni_streams: set[ReceiveStream] | None = None
@@ -253,11 +254,14 @@ class SessionRunner:
         With WebTransport flow control the peer was given `max_streams` of each kind, so
         each kind is counted apart: a peer that keeps to its limits is never refused.
         """
-        peers = self._peer_streams
         if stream._flow_controlled and not isinstance(stream, SendStream):
-            if self._peer_uni_streams is None:
-                self._peer_uni_streams = set()
             peers = self._peer_uni_streams
+            if peers is None:
+                peers = self._peer_uni_streams = set()
+        else:
+            peers = self._peer_streams
+            if peers is None:
+                peers = self._peer_streams = set()
         limit = self.limits.max_streams
         if len(peers) >= limit:
             live = self.connection._streams
@@ -334,7 +338,7 @@ class SessionRunner:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._peer_streams.clear()
+        self._peer_streams = None
         self._peer_uni_streams = None
         self._accounted.clear()
         current = asyncio.current_task()

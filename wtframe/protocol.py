@@ -120,6 +120,8 @@ class WebTransportProtocol:
     # Stream id -> session id, for streams of the peer's whose header came without data;
     # created when first needed (every attribute costs memory on every connection).
     _early_headers: dict[int, int] | None = None
+    # Streams reset with RESET_STREAM_AT by the last handle_event() call (created on the first).
+    _reliable_resets: set[int] | None = None
 
     def __init__(
         self,
@@ -147,7 +149,6 @@ class WebTransportProtocol:
         self._settings_reported = False
         # stream id -> the session whose flow control counts its unread bytes (SessionFlow.unread)
         self._unread: dict[int, _Session] = {}
-        self._reliable_resets: set[int] = set()  # of the last handle_event() call
 
     # -- queries -----------------------------------------------------------------------
 
@@ -222,7 +223,7 @@ class WebTransportProtocol:
         Returns:
             Whether the peer reset the stream reliably.
         """
-        return stream_id in self._reliable_resets
+        return self._reliable_resets is not None and stream_id in self._reliable_resets
 
     @property
     def session_count(self) -> int:
@@ -657,6 +658,8 @@ class WebTransportProtocol:
             ):
                 return
             if reliable:
+                if self._reliable_resets is None:
+                    self._reliable_resets = set()
                 self._reliable_resets.add(stream_id)
             out.append(
                 events.StreamResetReceived(
