@@ -973,41 +973,45 @@ def open_raw_stream(pair: QuicPair, opener: str, unidirectional: bool) -> tuple[
 @pytest.mark.parametrize("unidirectional", [False, True])
 @pytest.mark.parametrize("opener", ["client", "server"])
 def test_stream_header_in_pieces(opener: str, unidirectional: bool) -> None:
-    """A header cut in pieces is read by HTTP/3; the stream is the same once it is whole."""
+    """A header cut in pieces is read by HTTP/3; the stream opens once it is whole."""
     pair = QuicPair()
     session_id = pair.open_session()
     local, remote = (
         (pair.client, pair.server) if opener == "client" else (pair.server, pair.client)
     )
     stream_id, signal = open_raw_stream(pair, opener, unidirectional)
-    for byte in signal + encode_uint_var(session_id):
+    header = signal + encode_uint_var(session_id)
+    opened = StreamOpened(
+        session_id=session_id, stream_id=stream_id, is_unidirectional=unidirectional
+    )
+    for index, byte in enumerate(header):
         local.quic.send_stream_data(stream_id, bytes([byte]))
-        assert pair.transfer() == NO_EVENTS  # nothing is reported before the first byte
+        client_events, server_events = pair.transfer()
+        received = server_events if opener == "client" else client_events
+        assert received == ([opened] if index == len(header) - 1 else [])
     local.quic.send_stream_data(stream_id, b"body")
     local.quic.send_stream_data(stream_id, b"more", end_stream=True)
     client_events, server_events = pair.transfer()
     received = server_events if opener == "client" else client_events
-    assert received[0] == StreamOpened(
-        session_id=session_id, stream_id=stream_id, is_unidirectional=unidirectional
-    )
-    data = [e for e in received[1:] if isinstance(e, StreamDataReceived)]
-    assert len(data) == len(received) - 1
-    assert b"".join(e.data for e in data) == b"bodymore" and data[-1].end_stream
+    assert all(isinstance(e, StreamDataReceived) for e in received)
+    assert b"".join(e.data for e in received) == b"bodymore" and received[-1].end_stream
     # Known to the protocol from then on; HTTP/3 keeps nothing for it.
     assert stream_id not in remote.protocol.h3._stream
     assert remote.protocol.stream_count == (0 if unidirectional else 1)
 
 
 @pytest.mark.parametrize("unidirectional", [False, True])
-def test_stream_header_alone_then_data(unidirectional: bool) -> None:
+def test_a_header_alone_opens_the_stream(unidirectional: bool) -> None:
+    """The opener may wait for the other side to speak first: the stream is reported."""
     pair = QuicPair()
     session_id = pair.open_session()
     stream_id, signal = open_raw_stream(pair, "client", unidirectional)
     pair.client.quic.send_stream_data(stream_id, signal + encode_uint_var(session_id))
-    assert pair.transfer() == NO_EVENTS
+    assert pair.transfer()[1] == [
+        StreamOpened(session_id=session_id, stream_id=stream_id, is_unidirectional=unidirectional)
+    ]
     pair.client.quic.send_stream_data(stream_id, b"late", end_stream=True)
     assert pair.transfer()[1] == [
-        StreamOpened(session_id=session_id, stream_id=stream_id, is_unidirectional=unidirectional),
         StreamDataReceived(
             session_id=session_id, stream_id=stream_id, data=b"late", end_stream=True
         ),
@@ -1020,10 +1024,11 @@ def test_reset_of_a_stream_whose_header_came_alone_reaches_its_session() -> None
     session_id = pair.open_session()
     stream_id, signal = open_raw_stream(pair, "client", True)
     pair.client.quic.send_stream_data(stream_id, signal + encode_uint_var(session_id))
-    assert pair.transfer() == NO_EVENTS
+    assert pair.transfer()[1] == [
+        StreamOpened(session_id=session_id, stream_id=stream_id, is_unidirectional=True)
+    ]
     pair.client.quic.reset_stream(stream_id, to_http3_error(7))
     assert pair.transfer()[1] == [
-        StreamOpened(session_id=session_id, stream_id=stream_id, is_unidirectional=True),
         StreamResetReceived(session_id=session_id, stream_id=stream_id, code=7),
     ]
     assert pair.server.protocol.stream_count == 0

@@ -117,9 +117,6 @@ class WebTransportProtocol:
     handshake starts.
     """
 
-    # Stream id -> session id, for streams of the peer's whose header came without data;
-    # created when first needed (every attribute costs memory on every connection).
-    _early_headers: dict[int, int] | None = None
     # Streams reset with RESET_STREAM_AT by the last handle_event() call (created on the first).
     _reliable_resets: set[int] | None = None
 
@@ -310,6 +307,12 @@ class WebTransportProtocol:
                         self._h3_stream_data(h3_event, out)
                     else:
                         self._h3_event(h3_event, out)
+                h3_stream = self.h3._stream.get(stream_id)
+                if h3_stream is not None and h3_stream.session_id is not None:
+                    # HTTP/3 completed a WebTransport header and had no byte to report yet:
+                    # the stream is open all the same (its opener may wait for us to speak).
+                    self._new_stream(stream_id, h3_stream.session_id, False, out)
+                    del self.h3._stream[stream_id]
             if not self._settings_reported:
                 self._check_settings(out)
             return out
@@ -325,28 +328,20 @@ class WebTransportProtocol:
                 )
             self._streams.clear()
             self._unread.clear()
-            self._early_headers = None
             return out
-        # aioquic first: once a stream is released here, aioquic would take a reset of it
-        # for an aborted request and reset our side of it too.
-        named = None  # the session a stream's header named, for a reset of a stream not seen yet
-        if kind is quic_events.StreamReset or kind is ReliableStreamReset:
-            if event.stream_id in self._streams:  # type: ignore[attr-defined]
-                h3_events = []  # a WebTransport stream: HTTP/3 does not know it
-            else:
-                early = self._early_headers
-                named = early.pop(event.stream_id, None) if early else None  # type: ignore[attr-defined]
-                if named is None:
-                    h3_stream = self.h3._stream.get(event.stream_id)  # type: ignore[attr-defined]
-                    named = h3_stream.session_id if h3_stream is not None else None
-                h3_events = self.h3.handle_event(event)  # aioquic may drop its record now
-        elif kind is quic_events.StopSendingReceived and event.stream_id in self._streams:  # type: ignore[attr-defined]
+        # A reset or stop-sending of a WebTransport stream skips HTTP/3: it does not know the
+        # stream, would take a reset of it for an aborted request, and reset our side too.
+        if (
+            kind is quic_events.StreamReset
+            or kind is ReliableStreamReset
+            or kind is quic_events.StopSendingReceived
+        ) and event.stream_id in self._streams:  # type: ignore[attr-defined]
             h3_events = []
         else:
             h3_events = self.h3.handle_event(event)
         if isinstance(event, quic_events.StreamReset):
             reliable = isinstance(event, ReliableStreamReset)
-            self._stream_reset(event.stream_id, event.error_code, out, reliable, named)
+            self._stream_reset(event.stream_id, event.error_code, out, reliable)
         elif isinstance(event, quic_events.StopSendingReceived):
             self._stop_sending(event.stream_id, event.error_code, out)
         for h3_event in h3_events:
@@ -478,44 +473,34 @@ class WebTransportProtocol:
 
         aioquic reports a stream's bytes in order, so the first event of a stream unknown
         here starts at its beginning: the stream type, then the session id. When both are
-        complete the stream is known from then on, and HTTP/3 never sees it. Anything else
-        (a request, a control stream, a header cut short) is left to HTTP/3.
+        complete the stream is open and known from then on, and HTTP/3 never sees it.
+        Anything else (a request, a control stream, a header cut short) is left to HTTP/3.
 
         Returns:
             Whether the event was handled.
         """
         data = event.data
         stream_id = event.stream_id
-        early = self._early_headers
-        if early and stream_id in early:
-            session_id = early.pop(stream_id)
-            payload = data
+        if (
+            len(data) < 3
+            or data[0] != 0x40  # a two-byte varint: 0x41 (bidirectional) or 0x54
+            or data[1] != (_UNI_SIGNAL if stream_id & 2 else _BIDI_SIGNAL)
+            or stream_id & 1 != self.is_client  # the peer's streams: odd ids are a server's
+            or stream_id in self.h3._stream
+            or self.h3._is_done
+            or self.h3._quic_logger is not None  # HTTP/3 logs the stream's type
+        ):
+            return False
+        session_id = data[2]
+        if session_id < 0x40:  # a one-byte varint: sessions 0 to 60
+            payload = data[3:]
         else:
-            if (
-                len(data) < 3
-                or data[0] != 0x40  # a two-byte varint: 0x41 (bidirectional) or 0x54
-                or data[1] != (_UNI_SIGNAL if stream_id & 2 else _BIDI_SIGNAL)
-                or stream_id & 1 != self.is_client  # the peer's streams: odd ids are a server's
-                or stream_id in self.h3._stream
-                or self.h3._is_done
-                or self.h3._quic_logger is not None  # HTTP/3 logs the stream's type
-            ):
+            length = 1 << (session_id >> 6)
+            if len(data) < 2 + length:
                 return False
-            session_id = data[2]
-            if session_id < 0x40:  # a one-byte varint: sessions 0 to 60
-                payload = data[3:]
-            else:
-                length = 1 << (session_id >> 6)
-                if len(data) < 2 + length:
-                    return False
-                session_id = int.from_bytes(data[2 : 2 + length], "big") & _VARINT_MASKS[length]
-                payload = data[2 + length :]
-            if not payload and not event.end_stream:
-                # As with HTTP/3, a stream is reported with its first byte (or its end).
-                if early is None:
-                    early = self._early_headers = {}
-                early[stream_id] = session_id
-                return True
+            session_id = int.from_bytes(data[2 : 2 + length], "big") & _VARINT_MASKS[length]
+            payload = data[2 + length :]
+        # A header without data opens the stream too: its opener may wait for us to speak.
         stream = self._new_stream(stream_id, session_id, event.end_stream, out)
         if stream is not None:
             self._stream_data(stream_id, stream, payload, event.end_stream, out)
@@ -633,21 +618,12 @@ class WebTransportProtocol:
         error_code: int,
         out: list[events.Event],
         reliable: bool = False,
-        named: int | None = None,
     ) -> None:
         session = self._sessions.get(stream_id)
         if session is not None:
             self._end(stream_id, Trigger.RESET, CloseCode.ABNORMAL, "", True, out)
             return
         stream = self._streams.get(stream_id)
-        if stream is None:
-            # Only the header may have arrived (aioquic reports no data event for it): the
-            # reset still belongs to the session the header names.
-            if named is None:
-                return
-            self._new_stream(stream_id, named, False, out)
-            self.h3._stream.pop(stream_id, None)
-            stream = self._streams.get(stream_id)  # a refused stream is held as an orphan
         if stream is None or not stream.can_receive:
             return
         stream.can_receive = False

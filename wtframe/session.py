@@ -117,6 +117,9 @@ class Session:
     async def on_stream(self, stream: ReceiveStream) -> None:
         """Handle a stream the peer opened.
 
+        It is called as soon as the stream's header arrives, with whatever data came with
+        it, so a peer may open a stream and wait for the server to write first.
+
         The default serves `on_request` if the class defines it, and refuses the stream
         (STOP_SENDING and RESET_STREAM with code 0) otherwise.
 

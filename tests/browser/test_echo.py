@@ -73,6 +73,14 @@ def build_app(log: ServerLog) -> App:
             log.add("forbidden", self.request.path)
             raise Reject(403, reason="not for browsers")
 
+    class SpeaksFirst(Recorded):
+        async def on_stream(self, stream: wtframe.ReceiveStream) -> None:
+            assert isinstance(stream, wtframe.Stream)
+            await stream.write(b"server first")
+            await stream.close()
+            await stream.read()
+
+    app.add_session("/first", SpeaksFirst)
     app.add_session("/echo", RecordedEcho)
     app.add_session("/record", RecordedEcho)
     app.add_session("/bye", ServerCloses)
@@ -153,6 +161,17 @@ async function roundTrip(message) {
 const [small, large] = await Promise.all([roundTrip("hello over a stream"), roundTrip(payload)]);
 wt.close();
 return { small, largeLength: large.length, largeEnd: large.slice(-3) };
+"""
+
+SPEAKS_FIRST_PAGE = """
+const wt = connect("/first");
+await withTimeout(wt.ready, 10000, "ready");
+const stream = await wt.createBidirectionalStream();
+const answer = text(await withTimeout(readAll(stream.readable), 10000, "server's first words"));
+const writer = stream.writable.getWriter();
+await writer.close();
+wt.close();
+return { answer };
 """
 
 UNI_PAGE = """
@@ -326,6 +345,12 @@ def test_bidirectional_stream_echo(rig: EchoRig) -> None:
         "largeEnd": "end",
     }
     rig.check_closes([("/echo", 0, "")])
+
+
+def test_a_stream_the_page_opens_without_writing_reaches_on_stream(rig: EchoRig) -> None:
+    """A stream the page opens and does not write to reaches `on_stream` at once"""
+    assert rig.run("first", SPEAKS_FIRST_PAGE) == {"answer": "server first"}
+    rig.check_closes([("/first", 0, "")])
 
 
 def test_unidirectional_stream_is_answered_on_a_server_stream(rig: EchoRig) -> None:
