@@ -303,16 +303,12 @@ class WebTransportProtocol:
                 )
             elif not self._new_stream_data(event, out):  # type: ignore[arg-type]
                 for h3_event in self.h3.handle_event(event):
-                    if type(h3_event) is WebTransportStreamDataReceived:
-                        self._h3_stream_data(h3_event, out)
-                    else:
-                        self._h3_event(h3_event, out)
+                    self._h3_event(h3_event, out)
                 h3_stream = self.h3._stream.get(stream_id)
                 if h3_stream is not None and h3_stream.session_id is not None:
                     # HTTP/3 completed a WebTransport header and had no byte to report yet:
                     # the stream is open all the same (its opener may wait for us to speak).
-                    self._new_stream(stream_id, h3_stream.session_id, False, out)
-                    del self.h3._stream[stream_id]
+                    self._adopt(stream_id, h3_stream.session_id, False, out)
             if not self._settings_reported:
                 self._check_settings(out)
             return out
@@ -509,15 +505,21 @@ class WebTransportProtocol:
     def _h3_stream_data(
         self, event: WebTransportStreamDataReceived, out: list[events.Event]
     ) -> None:
-        """Bytes of a WebTransport stream whose header HTTP/3 parsed (it arrived in pieces)."""
+        """The first bytes after a WebTransport header that HTTP/3 parsed (it came in pieces)."""
         stream_id = event.stream_id
-        stream = self._streams.get(stream_id)
-        if stream is None:
-            stream = self._new_stream(stream_id, event.session_id, event.stream_ended, out)
-            self.h3._stream.pop(stream_id, None)  # known here from now on: see handle_event()
-            if stream is None:
-                return
-        self._stream_data(stream_id, stream, event.data, event.stream_ended, out)
+        stream = self._adopt(stream_id, event.session_id, event.stream_ended, out)
+        if stream is not None:
+            self._stream_data(stream_id, stream, event.data, event.stream_ended, out)
+
+    def _adopt(
+        self, stream_id: int, session_id: int, ended: bool, out: list[events.Event]
+    ) -> _Stream | None:
+        """Open a stream whose header HTTP/3 parsed; HTTP/3 never sees it again.
+
+        Its later bytes, resets and stop-sendings bypass HTTP/3 (see `handle_event()`).
+        """
+        self.h3._stream.pop(stream_id, None)  # HTTP/3 may have dropped it (a finished stream)
+        return self._new_stream(stream_id, session_id, ended, out)
 
     def _new_stream(
         self, stream_id: int, session_id: int, ended: bool, out: list[events.Event]
