@@ -3,8 +3,8 @@
 Usage: ``python -m benchmarks.serve [--profile FILE] MODULE [ARGS...]``.
 
 The module is run as ``__main__`` with ``ARGS``. Before it starts, every asyncio
-datagram transport is made to count the datagrams it receives and sends, and
-``SIGUSR1`` makes the process write one line to stdout::
+datagram transport (and wtframe's own) is made to count the datagrams it receives and
+sends, and ``SIGUSR1`` makes the process write one line to stdout::
 
     STATS {"cpu": <process CPU seconds>, "rx": <datagrams in>, "tx": <datagrams out>,
            "rss_kib": <resident set size>}
@@ -51,9 +51,23 @@ class _CountingProtocol:
 
 
 def install_counters() -> None:
-    """Make asyncio's selector datagram transports count datagrams in and out."""
-    module: Any = asyncio.selector_events
-    cls: Any = module._SelectorDatagramTransport
+    """Make the datagram transports count the datagrams they receive and send.
+
+    These are asyncio's selector datagram transports and, where wtframe is installed,
+    the batching transport its server reads with.
+    """
+    classes: list[Any] = [asyncio.selector_events._SelectorDatagramTransport]  # type: ignore[attr-defined]
+    try:
+        from wtframe._udp import DatagramEndpoint
+    except ImportError:
+        pass
+    else:
+        classes.append(DatagramEndpoint)
+    for cls in classes:
+        _count(cls)
+
+
+def _count(cls: Any) -> None:
     original_init = cls.__init__
     original_sendto = cls.sendto
 

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from . import events
 from ._connection import WebTransportConnection
 from ._runner import SessionRunner, logger
+from ._udp import open_endpoint
 from .certs import Certificate, generate_certificate, load_certificate
 from .codes import CloseCode
 from .flowcontrol import FlowLimits
@@ -237,17 +238,13 @@ class Server:
         await self.shutdown(grace=0)
 
     async def _start(self, port: int, configuration: QuicConfiguration) -> None:
-        loop = asyncio.get_running_loop()
         sock = _bind(self.host, port)
         self.port = sock.getsockname()[1]
-        transport, protocol = await loop.create_datagram_endpoint(
-            lambda: QuicServer(
-                configuration=configuration,
-                create_protocol=lambda quic, **kw: _ServerConnection(quic, server=self, **kw),
-            ),
-            sock=sock,
+        protocol = QuicServer(
+            configuration=configuration,
+            create_protocol=lambda quic, **kw: _ServerConnection(quic, server=self, **kw),
         )
-        self._transport = transport
+        self._transport = await open_endpoint(sock, protocol)
         self._quic_server = protocol
 
 
