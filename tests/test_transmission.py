@@ -12,8 +12,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from aioquic import tls
 
 from wtframe import App, ReceiveStream, SendStream, Session
+from wtframe._connection import _HELD, ACK_HOLD
 from wtframe.server import Server
 from wtframe.testing import TestClient
 
@@ -121,6 +123,107 @@ async def test_a_reply_from_a_later_loop_iteration_still_leaves() -> None:
         for i in range(5):
             session.send_datagram(b"%d" % i)
             assert await asyncio.wait_for(session.receive_datagram(), 5) == b"%d" % i
+
+
+def _waiting_app(delay: float) -> App:
+    """A request/response session whose handler waits `delay` before answering."""
+    app = App()
+
+    @app.session("/wait")
+    class Waiter(Session):
+        async def on_stream(self, stream: ReceiveStream) -> None:
+            assert isinstance(stream, SendStream)
+            data = await stream.read()
+            await asyncio.sleep(delay)  # a store, a query
+            await stream.write(data)
+
+        async def on_datagram(self, data: bytes) -> None:
+            pass  # needs an ACK, answers nothing
+
+    return app
+
+
+async def _exchanges(session: Any, rounds: int, pause: float) -> None:
+    for i in range(rounds):
+        stream = await session.open_stream()
+        await stream.write(b"%d" % i)
+        await stream.close()
+        assert await asyncio.wait_for(stream.read(), 5) == b"%d" % i
+        if pause:
+            await asyncio.sleep(pause)
+
+
+@pytest.mark.parametrize("pause", [0.003, 0], ids=["apart", "back-to-back"])
+async def test_the_ack_waits_for_a_handler_that_answers_later(pause: float) -> None:
+    """A handler waiting 5 ms: its answer carries the ACK, one packet per exchange.
+
+    Back to back, the client's ACK of the previous answer arrives while the next ACK is
+    held: a packet that needs no ACK itself does not end the hold.
+    """
+    assert 0.005 < ACK_HOLD <= 0.025  # within the max_ack_delay aioquic announces
+    async with TestClient(_waiting_app(0.005)) as client, client.connect("/wait") as session:
+        await _settle()
+        with _count_sent(client.server) as sent:
+            await _exchanges(session, ROUNDS, pause)
+        assert sent[0] <= ROUNDS + 1, sent  # not 2 per exchange
+
+
+async def test_a_handler_slower_than_the_hold_gets_the_ack_first() -> None:
+    async with (
+        TestClient(_waiting_app(2 * ACK_HOLD)) as client,
+        client.connect("/wait") as session,
+    ):
+        await _settle()
+        with _count_sent(client.server) as sent:
+            await _exchanges(session, 5, 0.003)
+        assert sent[0] >= 10, sent  # the ACK after ACK_HOLD, then the answer
+
+
+async def test_a_packet_that_needs_no_ack_leaves_the_hold_alone() -> None:
+    """The peer's own ACK arrives while ours is held (it acknowledges an earlier answer)."""
+    app = _waiting_app(0.01)
+    async with TestClient(app) as client, client.connect("/wait") as session:
+        await _settle()
+        (connection,) = client.server.connections
+        peer = session._connection
+        with _count_sent(client.server) as sent:
+            stream = await session.open_stream()
+            await stream.write(b"x")
+            await stream.close()
+            await asyncio.sleep(0.003)
+            assert connection._ack_hold == _HELD
+            received = connection._quic._spaces[tls.Epoch.ONE_RTT].largest_received_packet
+            # The peer sends a packet with nothing but an ACK frame.
+            peer._quic._spaces[tls.Epoch.ONE_RTT].ack_at = 0
+            peer.transmit()
+            await asyncio.sleep(0.002)
+            space = connection._quic._spaces[tls.Epoch.ONE_RTT]
+            assert space.largest_received_packet == received + 1  # it arrived
+            assert connection._ack_hold == _HELD
+            assert await asyncio.wait_for(stream.read(), 5) == b"x"
+        assert sent[0] == 1  # the answer, with the ACK
+
+
+async def test_a_second_packet_ends_the_hold() -> None:
+    """A packet that needs an ACK, arriving during a hold, is acknowledged as usual."""
+    async with TestClient(_waiting_app(0.2)) as client, client.connect("/wait") as session:
+        await _settle()
+        (connection,) = client.server.connections
+        loop = asyncio.get_running_loop()
+        with _count_sent(client.server) as sent:
+            stream = await session.open_stream()
+            await stream.write(b"slow")
+            await stream.close()
+            start = loop.time()
+            await asyncio.sleep(0.003)
+            assert sent[0] == 0
+            assert connection._ack_hold == _HELD
+            session.send_datagram(b"needs an ACK")
+            while not sent[0] and loop.time() < start + 1:
+                await asyncio.sleep(0.001)
+            # Without the datagram the ACK would have left ACK_HOLD after the request.
+            assert sent[0] == 1 and loop.time() < start + ACK_HOLD, loop.time() - start
+            assert await asyncio.wait_for(stream.read(), 5) == b"slow"
 
 
 async def test_what_a_session_sends_on_accept_follows_the_answer() -> None:

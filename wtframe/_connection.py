@@ -28,6 +28,19 @@ from .streams import ReceiveStream, SendStream, Stream, _StreamBase
 __all__ = ["SessionLink", "WebTransportConnection"]
 
 
+ACK_HOLD = 0.02
+"""How long, in seconds, the ACK of a lone packet may wait for the answer of the
+handlers it started. aioquic tells the peer that ACKs may come 25 ms late
+(`max_ack_delay`), though it sends them after 1 ms; the hold stays within what the peer
+was told."""
+
+# States of the ACK hold, from a packet's arrival to its acknowledgement.
+_NO_HOLD = 0
+_WAITING = 1  # a handler the packet started is waiting
+_MAY_HOLD = 2  # the next transmission holds the ACK unless it carries an answer
+_HELD = 3  # the ACK waits for an answer, or for ACK_HOLD to pass
+
+
 class SessionLink(Protocol):
     """What the connection needs from the object that runs one session."""
 
@@ -72,6 +85,7 @@ class WebTransportConnection(QuicConnectionProtocol):
         # Streams with data to hand to QUIC (an empty tuple, not a list, while idle).
         self._outbox: list[SendStream] | tuple[()] = ()
         self._ack_with_reply = False
+        self._ack_hold = _NO_HOLD  # or _WAITING, _MAY_HOLD, _HELD: see _hold_ack
         self._receiving = _IDLE  # or _SPARSE or _DENSE while a datagram is processed
         # asyncio's queue of ready callbacks, to tell whether a datagram woke anything (an
         # event loop without one, such as uvloop, always transmits in a later callback).
@@ -89,7 +103,9 @@ class WebTransportConnection(QuicConnectionProtocol):
         (no task started, no reader or writer woken), nothing else can answer this
         datagram, and the transmission runs at once, as aioquic's own would. Otherwise it
         runs later in this loop iteration, after the woken code, so that their replies
-        leave together in the same packet as the ACK.
+        leave together in the same packet as the ACK. If handlers this datagram started or
+        woke have not answered by then, the ACK of a lone packet waits for their answer
+        (`_hold_ack`).
         """
         ready = self._ready
         before = -1 if ready is None else len(ready)
@@ -97,7 +113,17 @@ class WebTransportConnection(QuicConnectionProtocol):
             self._flush()  # written before this datagram arrived: sent before its effects
         now = self._loop.time()
         space = self._quic._spaces.get(tls.Epoch.ONE_RTT)
-        previous = None if space is None else space.largest_received_time
+        held_until = None
+        if space is None:
+            previous = None
+            lone = False
+        else:
+            previous = space.largest_received_time
+            lone = space.ack_at is None  # no earlier packet waits for its ACK
+            if self._ack_hold == _HELD:
+                # Whether this packet needs an ACK too shows in ack_at once it is processed.
+                held_until, space.ack_at = space.ack_at, None
+        self._ack_hold = _NO_HOLD
         # Packets that come closer together than aioquic's ACK delay take their ACKs
         # along on their own (see send_datagram).
         self._receiving = (
@@ -112,12 +138,30 @@ class WebTransportConnection(QuicConnectionProtocol):
                 self._wake_credit_waiters()
         finally:
             self._receiving = _IDLE
+            if held_until is not None:
+                self._resume_hold(held_until)
         if self._transmit_task is not None:
             return  # already scheduled
         if ready is not None and len(ready) == before:
+            # Nothing woken; a handler that started may be waiting for something else.
+            if self._ack_hold == _WAITING:
+                self._ack_hold = _MAY_HOLD if lone else _NO_HOLD
             self.transmit()
         else:
+            # Woken code runs first; if it has not answered by then, it is waiting.
+            if self._ack_hold != _HELD:
+                self._ack_hold = _MAY_HOLD if lone else _NO_HOLD
             self._transmit_task = self._loop.call_soon(self.transmit)
+
+    def _resume_hold(self, held_until: float) -> None:
+        """After a packet that came while an ACK was held: hold on, or acknowledge both."""
+        space = self._quic._spaces[tls.Epoch.ONE_RTT]
+        if space.ack_at is None:  # it needs no ACK (an ACK itself): the hold goes on
+            space.ack_at = held_until
+            self._ack_hold = _HELD
+        else:  # a second packet to acknowledge: aioquic's usual delay for both
+            space.ack_at = min(space.ack_at, held_until)
+            self._ack_hold = _NO_HOLD
 
     def quic_event_received(self, event: QuicEvent) -> None:
         """Feed a QUIC event to the protocol and dispatch what it reports."""
@@ -444,10 +488,33 @@ class WebTransportConnection(QuicConnectionProtocol):
             self._flush()
         if self._ack_with_reply:
             self._ack_with_reply = False
+            self._ack_hold = _NO_HOLD
             space = self._quic._spaces.get(tls.Epoch.ONE_RTT)
             if space is not None and space.ack_at is not None:
                 space.ack_at = min(space.ack_at, self._loop.time())
+        elif self._ack_hold == _MAY_HOLD:
+            self._hold_ack()
         super().transmit()
+
+    def handler_waits(self) -> None:
+        """Note that a handler started by the packet being processed is waiting."""
+        if self._receiving:
+            self._ack_hold = _WAITING
+
+    def _hold_ack(self) -> None:
+        """Let the ACK of a lone packet wait for the answer of the handlers it started.
+
+        The handlers have not answered yet (they wait for a store, a query, a timer):
+        aioquic would acknowledge the packet after a millisecond, in a packet of its own,
+        and the answer would follow in another. The ACK waits up to `ACK_HOLD` instead,
+        and the answer takes it along. The next packet that arrives ends the hold.
+        """
+        self._ack_hold = _NO_HOLD
+        space = self._quic._spaces.get(tls.Epoch.ONE_RTT)
+        if space is None or space.ack_at is None or space.largest_received_time is None:
+            return  # nothing to acknowledge
+        space.ack_at = max(space.ack_at, space.largest_received_time + ACK_HOLD)
+        self._ack_hold = _HELD
 
     def _flush(self) -> None:
         """Hand the data written since the last transmission to QUIC, one call per stream."""

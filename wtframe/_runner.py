@@ -183,6 +183,7 @@ class SessionRunner:
                 return
             task = _eager.start(self._loop, self._guard(self._datagram_hook(message)))
             if task is not None:
+                self.connection.handler_waits()
                 self._datagram_tasks += 1
                 self.tasks.add(task)
                 task.add_done_callback(self._datagram_done)
@@ -402,6 +403,7 @@ class SessionRunner:
         """Run `coro` now, as a task if it suspends; tracked tasks end with the session."""
         task = _eager.start(self._loop, coro)
         if task is not None:
+            self.connection.handler_waits()
             tasks = self.tasks if track else self.connection.background_tasks
             tasks.add(task)
             task.add_done_callback(tasks.discard)
@@ -527,6 +529,7 @@ class SessionRunner:
         # The task leaves `tasks` by itself: a done callback would cost a loop iteration.
         task = _eager.start(self._loop, self._run_stream(stream))
         if task is not None:
+            self.connection.handler_waits()
             self.tasks.add(task)
 
     async def _run_stream(self, stream: ReceiveStream) -> None:
