@@ -107,15 +107,51 @@ async def test_datagrams_close_together_leave_the_ack_to_aioquic() -> None:
 
 
 async def test_a_stream_reply_carries_the_ack() -> None:
+    """Requests further apart than aioquic's ACK delay: the ACK would go alone."""
     async with TestClient(_app()) as client, client.connect("/echo") as session:
         await _settle()
         with _count_sent(client.server) as sent:
             for i in range(ROUNDS):
+                await asyncio.sleep(0.003)
                 stream = await session.open_stream()
                 await stream.write(b"%d" % i)
                 await stream.close()
                 assert await asyncio.wait_for(stream.read(), 5) == b"%d" % i
         assert sent[0] <= ROUNDS + 1, sent
+
+
+async def test_requests_close_together_leave_the_ack_to_aioquic() -> None:
+    """As with datagrams, an answer takes the ACK along only if the request came after a
+    pause: back to back, acknowledging every request slows a sequential client down."""
+    from wtframe._connection import _DENSE, _SPARSE
+
+    seen: list[tuple[int, bool]] = []
+    app = App()
+
+    @app.session("/echo")
+    class Echo(Session):
+        async def on_request(self, data: bytes) -> bytes:  # answered in the packet callback
+            return data
+
+    async with TestClient(app) as client, client.connect("/echo") as session:
+        await _settle()
+        (connection,) = client.server.connections
+        answer = connection.answer_stream
+
+        def answer_stream(stream_id: int, data: bytes) -> None:
+            answer(stream_id, data)
+            seen.append((connection._receiving, connection._ack_with_reply))
+
+        connection.answer_stream = answer_stream  # type: ignore[method-assign]
+        for i in range(ROUNDS):
+            if i % 2:
+                await asyncio.sleep(0.003)
+            assert await asyncio.wait_for(session.send_request(b"%d" % i), 5) == b"%d" % i
+    assert len(seen) == ROUNDS
+    assert {receiving for receiving, _ in seen} <= {_DENSE, _SPARSE}
+    assert all(forced == (receiving == _SPARSE) for receiving, forced in seen), seen
+    assert sum(receiving == _SPARSE for receiving, _ in seen) >= ROUNDS // 2
+    assert any(receiving == _DENSE for receiving, _ in seen)
 
 
 async def test_a_reply_from_a_later_loop_iteration_still_leaves() -> None:

@@ -321,19 +321,9 @@ class WebTransportConnection(QuicConnectionProtocol):
         self._session_ended(session_id, 0, f"rejected with status {status}", False)
 
     def send_datagram(self, session_id: int, data: bytes) -> None:
-        """Queue a datagram for a session and schedule transmission.
-
-        The pending ACK rides along, as with stream data, unless the peer's packets come
-        closer together than aioquic's ACK delay: then a later reply takes it once it is
-        due, and acknowledging every packet would only give the peer more ACKs to
-        process. (Stream replies always take it: the peer forgets a finished stream only
-        once its FIN is acknowledged, and aioquic walks every stream it holds for every
-        packet it builds.)
-        """
+        """Queue a datagram for a session and schedule transmission (see `_reply_soon`)."""
         self.wt.send_datagram(session_id, data)
-        if self._receiving != _DENSE:
-            self._ack_with_reply = True
-        self._transmit_soon()
+        self._reply_soon()
 
     def open_stream(self, session_id: int, link: SessionLink, unidirectional: bool) -> SendStream:
         """Open a stream in a session."""
@@ -473,8 +463,16 @@ class WebTransportConnection(QuicConnectionProtocol):
             self._transmit_task = self._loop.call_soon(self.transmit)
 
     def _reply_soon(self) -> None:
-        """Schedule a transmission that carries what was just queued, and the pending ACK."""
-        self._ack_with_reply = True
+        """Schedule a transmission that carries what was just queued, and the pending ACK.
+
+        The ACK is left to aioquic when the packet being processed came closer to the
+        previous one than aioquic's ACK delay: a reply a moment later carries it once it
+        is due, and acknowledging every packet of dense traffic only gives the peer more
+        ACKs to process before it sees the replies (a sequential request/response client
+        was 6 % slower for it).
+        """
+        if self._receiving != _DENSE:
+            self._ack_with_reply = True
         self._transmit_soon()
 
     def transmit(self) -> None:
