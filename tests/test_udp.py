@@ -155,7 +155,7 @@ async def test_close_drops_the_backlog_and_stops_reading_and_sending() -> None:
 
 async def test_a_read_error_goes_to_error_received() -> None:
     class Refused(socket.socket):
-        def recvfrom(self, *args: Any) -> Any:
+        def recvfrom_into(self, *args: Any) -> Any:
             raise ConnectionRefusedError
 
     protocol = Recorder()
