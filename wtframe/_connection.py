@@ -505,7 +505,8 @@ class WebTransportConnection(QuicConnectionProtocol):
         The handlers have not answered yet (they wait for a store, a query, a timer):
         aioquic would acknowledge the packet after a millisecond, in a packet of its own,
         and the answer would follow in another. The ACK waits up to `ACK_HOLD` instead,
-        and the answer takes it along. The next packet that arrives ends the hold.
+        and the answer takes it along. The next packet that needs an ACK too ends the hold
+        (`_resume_hold`).
         """
         self._ack_hold = _NO_HOLD
         space = self._quic._spaces.get(tls.Epoch.ONE_RTT)
