@@ -154,6 +154,37 @@ async def test_requests_close_together_leave_the_ack_to_aioquic() -> None:
     assert any(receiving == _DENSE for receiving, _ in seen)
 
 
+async def test_messages_close_together_leave_the_ack_to_aioquic() -> None:
+    """The same rule for a reply from a task that the message woke (a framed stream)."""
+    seen: list[tuple[bool, bool]] = []
+    app = App()
+
+    @app.session("/echo")
+    class Echo(Session):
+        async def on_stream(self, stream: ReceiveStream) -> None:
+            assert isinstance(stream, SendStream)
+            connection = self._runner.connection
+            async for chunk in stream:  # each message wakes this task
+                dense = connection._dense_woken
+                await stream.write(chunk)
+                seen.append((dense, connection._ack_with_reply))
+
+    async with TestClient(app) as client, client.connect("/echo") as session:
+        await _settle()
+        stream = await session.open_stream()
+        for i in range(ROUNDS):
+            if i % 2:
+                await asyncio.sleep(0.003)
+            message = b"%02d" % i
+            await stream.write(message)
+            assert await asyncio.wait_for(stream.readexactly(2), 5) == message
+        await stream.close()
+    assert len(seen) == ROUNDS
+    assert all(forced == (not dense) for dense, forced in seen), seen
+    assert sum(not dense for dense, _ in seen) >= ROUNDS // 2
+    assert any(dense for dense, _ in seen)
+
+
 async def test_a_reply_from_a_later_loop_iteration_still_leaves() -> None:
     async with TestClient(_app()) as client, client.connect("/slow") as session:
         for i in range(5):
