@@ -188,6 +188,36 @@ async def test_messages_close_together_leave_the_ack_to_aioquic() -> None:
     _check_dense_rule(seen)
 
 
+async def test_a_reply_that_ends_a_stream_takes_the_ack_even_in_dense_traffic() -> None:
+    """The peer forgets its finished stream only once its FIN is acknowledged."""
+    seen: list[tuple[bool, bool]] = []
+    app = App()
+
+    @app.session("/echo")
+    class Echo(Session):
+        async def on_stream(self, stream: ReceiveStream) -> None:
+            assert isinstance(stream, SendStream)
+            connection = self._runner.connection
+            data = await stream.read()  # woken by the packet with the FIN
+            dense = connection._dense_woken
+            await stream.write(data)
+            await stream.close()
+            seen.append((dense, connection._ack_with_reply))
+
+    async with TestClient(app) as client, client.connect("/echo") as session:
+        await _settle()
+        for i in range(ROUNDS):
+            stream = await session.open_stream()
+            await stream.write(b"%d" % i)
+            await asyncio.sleep(0)  # the first part leaves in a packet of its own
+            await stream.write(b"!")
+            await stream.close()  # the FIN follows right after: dense
+            assert await asyncio.wait_for(stream.read(), 5) == b"%d!" % i
+    assert len(seen) == ROUNDS
+    assert any(dense for dense, _ in seen), seen
+    assert all(forced for _, forced in seen), seen
+
+
 async def test_a_reply_from_a_later_loop_iteration_still_leaves() -> None:
     async with TestClient(_app()) as client, client.connect("/slow") as session:
         for i in range(5):

@@ -380,6 +380,9 @@ class WebTransportConnection(QuicConnectionProtocol):
         stream._outbox_size += len(data)
         if end_stream:
             stream._outbox_fin = True
+            if self._dense_woken:
+                # The peer forgets its finished stream only once we acknowledge its FIN.
+                self._ack_with_reply = True
 
     def answer_stream(self, stream_id: int, data: bytes) -> None:
         """End a stream that has no `Stream` object with `data` and FIN (an answered request).
@@ -473,7 +476,8 @@ class WebTransportConnection(QuicConnectionProtocol):
         aioquic's ACK delay: a reply a moment later carries it once it is due, and
         acknowledging every packet of dense traffic only gives the peer more ACKs to
         process before it sees the replies (a sequential request/response client was 6 %
-        slower for it, pipelined framed messages a fifth).
+        slower for it, pipelined framed messages a fifth). A reply that ends its stream
+        still takes the ACK (`stream_send`).
         """
         if self._receiving != _DENSE and not self._dense_woken:
             self._ack_with_reply = True
