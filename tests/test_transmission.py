@@ -7,7 +7,7 @@ packets per request. These tests count the UDP datagrams the real server's socke
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -78,11 +78,20 @@ async def test_a_datagram_reply_carries_the_ack() -> None:
         assert sent[0] <= ROUNDS + 1, sent  # not 2 per round trip
 
 
+async def _rounds_with_pauses() -> AsyncIterator[int]:
+    """Count ROUNDS rounds; every other one starts after a pause longer than the ACK delay."""
+    for i in range(ROUNDS):
+        if i % 2:
+            await asyncio.sleep(0.003)
+        yield i
+
+
 def _check_dense_rule(seen: list[tuple[bool, bool]]) -> None:
     """Each reply, as (came after a dense packet, forced the ACK): forced only if sparse.
 
-    Every other request came after a 3 ms pause, so at least half are sparse; the timing
-    of the others is the machine's, but on loopback some come within the 1 ms ACK delay.
+    Every other request came after a pause (`_rounds_with_pauses`), so at least half are
+    sparse; the timing of the others is the machine's, but on loopback some come within
+    the 1 ms ACK delay.
     """
     assert len(seen) == ROUNDS
     assert all(forced == (not dense) for dense, forced in seen), seen
@@ -106,9 +115,7 @@ async def test_datagrams_close_together_leave_the_ack_to_aioquic() -> None:
 
     async with TestClient(app) as client, client.connect("/echo") as session:
         await _settle()
-        for i in range(ROUNDS):
-            if i % 2:
-                await asyncio.sleep(0.003)
+        async for i in _rounds_with_pauses():
             session.send_datagram(b"%d" % i)
             assert await asyncio.wait_for(session.receive_datagram(), 5) == b"%d" % i
     assert {receiving for receiving, _ in seen} <= {_DENSE, _SPARSE}
@@ -152,9 +159,7 @@ async def test_requests_close_together_leave_the_ack_to_aioquic() -> None:
             seen.append((connection._receiving, connection._ack_with_reply))
 
         connection.answer_stream = answer_stream  # type: ignore[method-assign]
-        for i in range(ROUNDS):
-            if i % 2:
-                await asyncio.sleep(0.003)
+        async for i in _rounds_with_pauses():
             assert await asyncio.wait_for(session.send_request(b"%d" % i), 5) == b"%d" % i
     assert {receiving for receiving, _ in seen} <= {_DENSE, _SPARSE}
     _check_dense_rule([(receiving == _DENSE, forced) for receiving, forced in seen])
@@ -178,9 +183,7 @@ async def test_messages_close_together_leave_the_ack_to_aioquic() -> None:
     async with TestClient(app) as client, client.connect("/echo") as session:
         await _settle()
         stream = await session.open_stream()
-        for i in range(ROUNDS):
-            if i % 2:
-                await asyncio.sleep(0.003)
+        async for i in _rounds_with_pauses():
             message = b"%02d" % i
             await stream.write(message)
             assert await asyncio.wait_for(stream.readexactly(2), 5) == message

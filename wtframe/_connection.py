@@ -127,7 +127,7 @@ class WebTransportConnection(QuicConnectionProtocol):
                 held_until, space.ack_at = space.ack_at, None
         self._ack_hold = _NO_HOLD
         # Packets that come closer together than aioquic's ACK delay take their ACKs
-        # along on their own (see send_datagram).
+        # along on their own (see _reply_soon).
         self._receiving = density = (
             _DENSE if previous is not None and now - previous < self._quic._ack_delay else _SPARSE
         )
